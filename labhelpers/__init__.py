@@ -1,0 +1,1 @@
+"""labhelpers: thin helpers for the JSC labs."""
