@@ -1,0 +1,1 @@
+"""Subcommands of ``python -m labhelpers``; each module is discovered automatically."""

@@ -1,0 +1,43 @@
+"""``python -m labhelpers train``: train a registry model and write a checkpoint with metadata."""
+from __future__ import annotations
+
+import json
+
+NAME = "train"
+HELP = "train a JSC model (seeded) and save a checkpoint with metadata"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, help="jsc-tiny or jsc-three-linear")
+    parser.add_argument("--dataset", default="sim", choices=["auto", "real", "sim"], help="data source (default sim)")
+    parser.add_argument("--path", default=None, help="local data file for --dataset real")
+    parser.add_argument("--hidden", type=int, nargs=2, default=None, help="jsc-three-linear hidden widths")
+    parser.add_argument("--no-final-relu", action="store_true", help="drop the ReLU after the last Linear")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--patience", type=int, default=5, help="early stopping on validation loss")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="checkpoint path, e.g. checkpoints/jsc-tiny.pt")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from .. import data, models, train
+
+    jsc = data.load_jsc(args.dataset, args.path)
+    kwargs = {"final_relu": not args.no_final_relu}
+    if args.hidden is not None:
+        kwargs["hidden"] = list(args.hidden)
+    train.seed_everything(args.seed)
+    model = models.build(args.model, **kwargs)
+    history = train.train(model, jsc, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          seed=args.seed, patience=args.patience, progress=not args.no_progress)
+    val = train.evaluate_split(model, jsc, "val")
+    test = train.evaluate_split(model, jsc, "test")
+    meta = {"dataset": jsc.source, "dataset_fingerprint": jsc.fingerprint, "seed": args.seed,
+            "epochs_run": len(history), "batch_size": args.batch_size, "lr": args.lr,
+            "val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"], "test_loss": test["loss"]}
+    models.save(model, args.out, name=args.model, model_kwargs=kwargs, **meta)
+    print(json.dumps({"checkpoint": args.out, **meta}, indent=2))
+    return 0
