@@ -80,27 +80,28 @@ def _macs(h1: int, h2: int) -> int:
 def plan_buckets(hidden: list[tuple[int, int]], overhead_macs: int = BUCKET_OVERHEAD_MACS) -> list[list[int]]:
     """Split networks into buckets that minimise padded work + per-bucket overhead.
 
-    Networks are sorted by (h1, h2) and cut into contiguous runs by dynamic programming; a bucket of
-    K networks costs ``overhead_macs + K * macs(max h1, max h2)``. Identical architectures always
-    share a bucket at no padding cost. Returns lists of network indices.
+    Identical architectures always share a bucket. The distinct ones are sorted by (h1, h2) and cut
+    into contiguous runs by dynamic programming, where a bucket of K networks costs
+    ``overhead_macs + K * macs(max h1, max h2)``. Returns lists of network indices.
     """
-    order = sorted(range(len(hidden)), key=lambda i: hidden[i])
-    n = len(order)
-    best = [0.0] + [float("inf")] * n  # best[j]: cost of the first j sorted networks
+    archs = sorted(set(map(tuple, hidden)))
+    members = {a: [i for i, h in enumerate(hidden) if tuple(h) == a] for a in archs}
+    n = len(archs)
+    best = [0.0] + [float("inf")] * n  # best[j]: cost of the first j distinct architectures
     cut = [0] * (n + 1)
     for j in range(1, n + 1):
-        m1 = m2 = 0
-        for i in range(j, 0, -1):  # bucket = sorted[i-1 .. j-1]
-            m1, m2 = max(m1, hidden[order[i - 1]][0]), max(m2, hidden[order[i - 1]][1])
-            cost = best[i - 1] + overhead_macs + (j - i + 1) * _macs(m1, m2)
+        m1 = m2 = count = 0
+        for i in range(j, 0, -1):  # bucket = archs[i-1 .. j-1]
+            m1, m2 = max(m1, archs[i - 1][0]), max(m2, archs[i - 1][1])
+            count += len(members[archs[i - 1]])
+            cost = best[i - 1] + overhead_macs + count * _macs(m1, m2)
             if cost < best[j]:
                 best[j], cut[j] = cost, i - 1
     buckets, j = [], n
     while j > 0:
-        buckets.append(order[cut[j]:j])
+        buckets.append([i for a in archs[cut[j]:j] for i in members[a]])
         j = cut[j]
     return buckets[::-1]
-
 
 
 # ----------------------------------------------------------------------------- stacked networks
