@@ -1,0 +1,79 @@
+"""Benchmark: the batched trainer against a per-network loop, and the 25 per-layer architectures.
+
+    python benchmarks/bench_batched_train.py [--dataset sim] [--repeats 3] [--seeds-per-arch 1]
+
+Prints, from one run:
+1. seconds per epoch of ``labhelpers.train.train`` run network by network, and of
+   ``labhelpers.batched.train_many`` on the same networks and data (medians over ``--repeats``),
+   their ratio, and how far the two disagree in validation accuracy;
+2. the wall time of training all 25 per-layer architectures (hidden widths 16*{1..5} x 16*{1..5})
+   for 10 epochs at batch 512 with the batched trainer (goal: under 3 minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from labhelpers import batched, data, models, train
+
+WIDTHS = (16, 32, 48, 64, 80)
+
+
+def per_layer_architectures(seeds_per_arch: int = 1) -> list[tuple[int, int]]:
+    return [(a, b) for a in WIDTHS for b in WIDTHS] * seeds_per_arch
+
+
+def loop_epoch(hidden, seeds, jsc, epochs: int) -> tuple[float, list[float]]:
+    """Seconds per epoch and val accuracies, training each network alone with train.train."""
+    start, accuracies = time.perf_counter(), []
+    for h, seed in zip(hidden, seeds):
+        torch.manual_seed(seed)
+        model = models.build("jsc-three-linear", hidden=list(h))
+        history = train.train(model, jsc, epochs=epochs, seed=0, progress=False)
+        accuracies.append(float(history["val_accuracy"].iloc[-1]))
+    return (time.perf_counter() - start) / epochs, accuracies
+
+
+def batched_epoch(hidden, seeds, jsc, epochs: int) -> tuple[float, list[float]]:
+    start = time.perf_counter()
+    result = batched.train_many(hidden, jsc, seeds=seeds, data_seed=0, epochs=epochs, progress=False)
+    return (time.perf_counter() - start) / epochs, result.table["val_accuracy"].tolist()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="sim", choices=["auto", "real", "sim"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per timed comparison run")
+    parser.add_argument("--seeds-per-arch", type=int, default=1, help="networks per architecture in part 1")
+    args = parser.parse_args()
+    jsc = data.load_jsc(args.dataset, verbose=False)
+    print(f"data: {jsc.source} ({jsc.origin}), {len(jsc.x_train)} training rows; torch threads: {torch.get_num_threads()}")
+
+    hidden = per_layer_architectures(args.seeds_per_arch)
+    seeds = [i // 25 for i in range(len(hidden))]
+    loop_t, batched_t = [], []
+    for _ in range(args.repeats):  # interleaved, so that load from other processes hits both alike
+        t, acc_loop = loop_epoch(hidden, seeds, jsc, args.epochs)
+        loop_t.append(t)
+        t, acc_batched = batched_epoch(hidden, seeds, jsc, args.epochs)
+        batched_t.append(t)
+    diff = max(abs(a - b) for a, b in zip(acc_loop, acc_batched))
+    loop_m, batched_m = statistics.median(loop_t), statistics.median(batched_t)
+    print(f"1. {len(hidden)} networks (hidden widths 16..80), batch 512, median of {args.repeats}:")
+    print(f"   per-network loop (train.train): {loop_m:8.2f} s/epoch")
+    print(f"   batched (train_many):           {batched_m:8.2f} s/epoch")
+    print(f"   speed-up:                       {loop_m / batched_m:8.2f}x (goal >= 5x)")
+    print(f"   max |val accuracy difference|:  {100 * diff:8.3f} percentage points")
+
+    start = time.perf_counter()
+    batched.train_many(per_layer_architectures(), jsc, seeds=0, epochs=10, batch_size=512, progress=False)
+    wall = time.perf_counter() - start
+    print(f"2. all 25 per-layer architectures, 10 epochs, batch 512: {wall:.1f} s wall (goal <= 180 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Lab 4 NAS helpers: spaces, the ground-truth table, uniform multipliers and their checkpoints."""
+import pytest
+import torch
+
+from labhelpers import models, nas, train
+from _lab4_data import small_jsc
+
+
+@pytest.fixture(scope="module")
+def jsc(tmp_path_factory):
+    return small_jsc(tmp_path_factory.mktemp("jsc"), n_rows=2000)
+
+
+def test_spaces():
+    assert len(nas.grid(nas.PER_LAYER_WIDTHS)) == 25
+    assert len(nas.grid(nas.LARGE_WIDTHS)) == 256
+    assert nas.uniform_hidden((1, 2, 5)) == [(16, 16), (32, 32), (80, 80)]
+    assert nas.uniform_hidden((0.5,)) == [(8, 8)]
+    with pytest.raises(ValueError, match="whole widths"):
+        nas.uniform_hidden((0.3,))
+    with pytest.raises(ValueError, match="positive integer"):
+        nas.grid((16, 0))
+    assert nas.params_of((32, 64)) == 32 + (16 * 32 + 32) + (32 * 64 + 64) + (64 * 5 + 5)
+
+
+def test_ground_truth_has_one_row_per_architecture(jsc):
+    table = nas.ground_truth(jsc, epochs=1, batch_size=256, progress=False)
+    assert len(table) == 25
+    assert not table.duplicated(["h1", "h2"]).any()
+    assert set(zip(table.h1, table.h2)) == set(nas.grid(nas.PER_LAYER_WIDTHS))
+    assert table.val_accuracy.between(0, 1).all() and table.test_accuracy.between(0, 1).all()
+    assert (table.params == [nas.params_of(h) for h in zip(table.h1, table.h2)]).all()
+    assert nas.heatmap(table).shape == (5, 5)
+    with pytest.raises(ValueError, match="more than once"):
+        nas.ground_truth(jsc, [(16, 16), (16, 16)], epochs=1, progress=False)
+
+
+def test_ground_truth_row_equals_training_that_architecture_alone(jsc):
+    """The table is a lookup of 'train this architecture with this seed': the same numbers alone."""
+    table = nas.ground_truth(jsc, [(8, 24), (24, 8)], epochs=2, batch_size=256, seed=5, progress=False)
+    torch.manual_seed(5)
+    model = models.build("jsc-three-linear", hidden=[24, 8])
+    train.train(model, jsc, epochs=2, batch_size=256, seed=5, progress=False)
+    val = train.evaluate_split(model, jsc, "val")
+    assert abs(table.loc[1, "val_accuracy"] - val["accuracy"]) <= 0.002
+
+
+def test_subsample(jsc):
+    small = nas.subsample(jsc, 100)
+    assert len(small.x_train) == 100 and torch.equal(small.x_val, jsc.x_val)
+    assert nas.subsample(jsc, None) is jsc
+    with pytest.raises(ValueError, match="max_train_rows"):
+        nas.subsample(jsc, 1)
+
+
+def test_uniform_search_saves_loadable_checkpoints(jsc, tmp_path):
+    result = nas.uniform_search(jsc, (1, 2), epochs=1, batch_size=256, progress=False)
+    assert result.table["multiplier"].tolist() == [1, 2]
+    assert result.table["params"].tolist() == [661, 32 + 544 + 1056 + 165]
+    paths = nas.save_checkpoints(result, jsc, tmp_path, epochs=1, seed=0)
+    model, meta = models.load(paths[1], expected_model="jsc-three-linear", fingerprint=jsc.fingerprint)
+    assert meta["channel_multiplier"] == 2 and meta["model_kwargs"] == {"hidden": [32, 32]}
+    val = train.evaluate_split(model, jsc, "val")
+    assert val["accuracy"] == pytest.approx(result.table.loc[1, "val_accuracy"], abs=1e-6)  # torchmetrics is float32
