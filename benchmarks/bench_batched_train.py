@@ -39,7 +39,7 @@ def loop_epoch(hidden, seeds, jsc, epochs: int) -> tuple[float, list[float]]:
 
 def batched_epoch(hidden, seeds, jsc, epochs: int) -> tuple[float, list[float]]:
     start = time.perf_counter()
-    result = batched.train_many(hidden, jsc, seeds=seeds, data_seed=0, epochs=epochs, progress=False)
+    result = batched.train_many(hidden, jsc, seeds=seeds, data_seed=0, epochs=epochs, threads=None, progress=False)
     return (time.perf_counter() - start) / epochs, result.table["val_accuracy"].tolist()
 
 
@@ -49,7 +49,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=1, help="epochs per timed comparison run")
     parser.add_argument("--seeds-per-arch", type=int, default=1, help="networks per architecture in part 1")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both the loop and the batched trainer")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     jsc = data.load_jsc(args.dataset, verbose=False)
     print(f"data: {jsc.source} ({jsc.origin}), {len(jsc.x_train)} training rows; torch threads: {torch.get_num_threads()}")
 
@@ -70,7 +72,7 @@ def main() -> None:
     print(f"   max |val accuracy difference|:  {100 * diff:8.3f} percentage points")
 
     start = time.perf_counter()
-    batched.train_many(per_layer_architectures(), jsc, seeds=0, epochs=10, batch_size=512, progress=False)
+    batched.train_many(per_layer_architectures(), jsc, seeds=0, epochs=10, batch_size=512, threads=None, progress=False)
     wall = time.perf_counter() - start
     print(f"2. all 25 per-layer architectures, 10 epochs, batch 512: {wall:.1f} s wall (goal <= 180 s)")
 
