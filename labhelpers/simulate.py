@@ -200,10 +200,10 @@ def _generate_chunk(label: int, chunk_seed: int, n_jets: int) -> tuple[np.ndarra
     akt = fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R)
 
     rows, n_have, n_events, n_matched, n_dropped = [], 0, 0, 0, 0
-    jets_per_event = 1.0  # running estimate, only used to size the next batch
+    jets_per_event = 1.8  # running estimate, only used to size the next batch (not the result)
     while n_have < n_jets:
         need = n_jets - n_have
-        batch = int(min(200, max(10, math.ceil(1.1 * need / max(jets_per_event, 0.05)))))
+        batch = int(min(200, max(10, math.ceil(1.05 * need / max(jets_per_event, 0.05)))))
         ev = pythia.nextBatch(batch)
         n_events += len(ev)
         if n_events > 100 * n_jets + 2000:
@@ -321,7 +321,9 @@ def simulate(n_jets: int, seed: int, out: str | Path, workers: int = 2, chunk_si
             pool = None
         else:
             import multiprocessing as mp
-            pool = mp.get_context("spawn").Pool(workers)
+            # fork where available: no `if __name__ == "__main__"` guard needed in the caller's script
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            pool = mp.get_context(method).Pool(workers)
             it = pool.imap_unordered(_worker, tasks)
         for label, chunk, chunk_seed, X, stats in it:
             results[(label, chunk)] = (chunk_seed, X, stats)
