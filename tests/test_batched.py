@@ -7,6 +7,12 @@ last bits (~1e-7 relative per operation). Over the 60 Adam steps of these tests 
 every network stay within 1e-5 (absolute, on weights of order 0.1..1; observed: < 1e-6), training
 losses within 1e-5, and validation/test accuracies within 0.2 percentage points (observed: equal).
 Padded buckets are tested too: padding must not move any real unit.
+
+Over a full run the rounding differences grow with the number of steps (training is chaotic), so
+the 0.2-point goal is measured, not unit-tested: benchmarks/batched_equivalence.py, 50 networks, 10
+epochs (1250 steps) on the simulated JSC gave |batched - alone| final val accuracy mean 0.030, max
+0.169 points (50/50 within 0.2), test accuracy mean 0.032, max 0.265 (49/50 within 0.2), against
+a seed-to-seed spread of 8.8 points (mean) for the same architectures.
 """
 import pytest
 import torch
