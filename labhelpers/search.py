@@ -359,11 +359,13 @@ class SearchResult:
 
 def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, sampler: str = "tpe",
         n_trials: int | None = None, seed: int = 0, study_name: str = "search", storage: str | None = None,
-        run_root: str | Path = DEFAULT_RUN_ROOT, write: bool = True, progress: bool = True) -> SearchResult:
+        run_root: str | Path = DEFAULT_RUN_ROOT, write: bool = True, resume: bool = True,
+        progress: bool = True) -> SearchResult:
     """Run (or resume) a seeded study; record every metric as trial user attributes.
 
     ``n_trials`` is the total budget of the study (default: the size of the space). A study of the
-    same name in the same storage is resumed: only ``n_trials`` minus its completed trials run.
+    same name in the same storage is resumed: only ``n_trials`` minus its completed trials run
+    (``resume=False`` deletes that study first and starts again).
     Results go to ``run_root/study_name/`` as trials.csv, trials.json and best.json (``write=False``
     or ``storage='memory'`` writes nothing).
     """
@@ -372,7 +374,10 @@ def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, 
         raise ValueError(f"n_trials={n_trials!r} must be a positive integer")
     run_dir = Path(run_root) / study_name
     with _quiet_optuna():
-        study = _open_study(space, objective, sampler, seed, study_name, make_storage(storage, run_dir))
+        store = make_storage(storage, run_dir)
+        if not resume:
+            _delete_study(study_name, store)
+        study = _open_study(space, objective, sampler, seed, study_name, store)
         budget = min(n_trials, space.size) if sampler in EXHAUSTIVE else n_trials
         remaining = budget - _n_complete(study)
         if remaining > 0:
@@ -392,6 +397,13 @@ def _open_study(space, objective, sampler, seed, study_name, storage) -> optuna.
         raise ValueError(f"study {study_name!r} already exists with directions {existing}, not {objective.directions}; "
                          f"choose another --study-name")
     return study
+
+
+def _delete_study(study_name: str, storage) -> None:
+    try:
+        optuna.delete_study(study_name=study_name, storage=storage)
+    except KeyError:  # no such study yet
+        pass
 
 
 def _n_complete(study: optuna.Study) -> int:

@@ -147,3 +147,25 @@ def test_weighted_sum_and_pareto_front():
     assert list(front.index) == ["b", "d", "a", "e"]  # c is dominated by a; the tie b/d is kept
     with pytest.raises(ValueError, match="use 'max' or 'min'"):
         metrics.pareto_front(table, {"accuracy": "maximize"})
+
+
+# ----------------------------------------------------------------------------- the notebook's self-checks
+
+def test_self_checks_pass_the_library_and_catch_wrong_answers(capsys):
+    from labhelpers import checks
+    from labhelpers.passes import fixed_point
+
+    checks.check_fixed_point(fixed_point)
+    checks.check_size_bits(lambda n, m, bw, bb: n * m * bw + m * bb)
+    checks.check_flops(lambda n, m: 2 * n * m)
+    checks.check_bops(metrics.dense_bops)
+    assert capsys.readouterr().out.count("passed") == 4
+    truncating = lambda x, w, f: torch.clamp(torch.floor(x * 2 ** f), -2 ** (w - 1), 2 ** (w - 1) - 1) / 2 ** f
+    with pytest.raises(AssertionError, match="fixed_point"):
+        checks.check_fixed_point(truncating)
+    with pytest.raises(AssertionError, match="linear_size_bits"):
+        checks.check_size_bits(lambda n, m, bw, bb: (n * m + m) * bw)
+    with pytest.raises(AssertionError, match="linear_flops"):
+        checks.check_flops(lambda n, m: n * m)
+    with pytest.raises(AssertionError, match="dense_bops"):
+        checks.check_bops(lambda n, m, ba, bw: n * m * ba * bw)

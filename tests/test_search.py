@@ -257,3 +257,12 @@ def test_frac_wider_than_some_width_choice_is_rejected():
 def test_missing_config_file():
     with pytest.raises(FileNotFoundError, match="config nowhere.toml does not exist"):
         search.load_config("nowhere.toml")
+
+
+def test_resume_false_starts_again(tiny_setup, tmp_path):
+    _, evaluate = tiny_setup
+    cfg = search.parse_config(_raw())
+    kwargs = dict(sampler="brute-force", seed=0, study_name="again", run_root=tmp_path, progress=False)
+    search.run(cfg.space, evaluate, cfg.objective, n_trials=4, **kwargs)
+    fresh = search.run(cfg.space, evaluate, cfg.objective, n_trials=3, resume=False, **kwargs)
+    assert len(fresh.table) == 3 and list(fresh.table.index) == [0, 1, 2]
