@@ -29,6 +29,7 @@ def run(args) -> int:
                                run_root=args.run_root, progress=not args.no_progress)
     print(f"study {result.study.study_name}: {len(result.table)} completed trials"
           + (f", results in {result.run_dir}/" if result.run_dir else ""))
-    print(result.best.to_string())
+    params = [c for c in cfg.space.choices if c in result.best.columns]
+    print(result.best.drop_duplicates(subset=params or None).to_string())  # TPE may repeat the best point
     return 0
 
