@@ -605,8 +605,8 @@ def _replay_one(space, lookup, names, sampler, seed, n_trials) -> list[dict]:
 def efficiency(curves: pd.DataFrame, optimum: float, *, tol: float = 0.0) -> pd.DataFrame:
     """Per sampler: how many trials each seed needed to come within ``tol`` of ``optimum``.
 
-    Columns: seeds, reached (seeds that got there within the budget), median_trials (``inf`` when
-    fewer than half got there), mean_regret_final, and distinct_final (mean distinct points visited).
+    Columns: seeds, reached (seeds that got there within the budget), median_trials (``inf`` unless
+    more than half got there), mean_regret_final, and distinct_final (mean distinct points visited).
     """
     rows = []
     for sampler, group in curves.groupby("sampler", sort=False):
