@@ -33,8 +33,10 @@ Exhaustive samplers (brute-force, grid) across N workers, the guarantee:
   re-evaluates a point still running elsewhere rather than stop;
 * duplicates: re-queued trials aside (the retry of a lost trial, a failed point re-queued at the start of
   a run), a worker never evaluates a point it has seen finished, so a point gets at most N evaluations in
-  a run, at most one per worker. Duplicates appear only when workers pick the same point at the same
-  moment, or at the end of the grid. Every evaluation is kept in the study; :func:`coverage` counts them.
+  a run, at most one per worker. Duplicates arise when workers pick the same point at about the same
+  moment, or when a worker re-evaluates a point still running elsewhere (the price of never stopping
+  early; brute force may do this before the end of the grid). Every evaluation is kept in the study,
+  with identical metrics for a deterministic evaluator; :func:`coverage` counts them.
 
 Parallel runs are not trial-order deterministic: trial numbers and which worker evaluates what vary
 between runs. For brute force, the set of evaluated points and the metrics of each point do not.
@@ -67,7 +69,7 @@ GRACE_HEARTBEATS = 3      # ... and is stale (its worker is gone) after this man
 MAX_RETRY = 3             # a lost trial's point is re-queued at most this many times
 WORKER_ATTR = "labhelpers:worker"   # trial system attr: "host:pid:start" of the process evaluating it
 ERROR_ATTR = "error"                # trial user attr of a trial whose evaluation raised
-RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
+RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 
 
@@ -82,7 +84,7 @@ def rdb_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> optuna.storages.RDB
         raise ValueError(f"storage {redact(url)!r} is not a database URL; use one of {[s + '://...' for s in RDB_SCHEMES]}")
     try:
         with _quiet():
-            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s,
+            return optuna.storages.RDBStorage(with_driver(url), heartbeat_interval=heartbeat_s,
                                               grace_period=GRACE_HEARTBEATS * heartbeat_s,
                                               heartbeat_stale_trial_callback=retry_lost_trial)
     except ImportError as exc:
@@ -90,6 +92,12 @@ def rdb_storage(url: str, heartbeat_s: int = HEARTBEAT_S) -> optuna.storages.RDB
     except Exception as exc:  # sqlalchemy's OperationalError and friends: server down, bad password, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConnectionError(f"cannot open storage {redact(url)!r}: {first}") from None
+
+
+def with_driver(url: str) -> str:
+    """``postgresql://`` (or ``postgres://``) -> ``postgresql+psycopg2://``: SQLAlchemy 2.1 would want psycopg 3,
+    and the driver we pin is psycopg2. URLs that name a driver stay as they are."""
+    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url)
 
 
 def _scheme(url: str) -> str:

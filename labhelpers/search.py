@@ -397,8 +397,10 @@ def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, 
 
 def results(study: optuna.Study, objective: Objective, run_dir: str | Path | None = None) -> SearchResult:
     """The study's trials table and best trial(s); written to ``run_dir`` (trials.csv/json, best.json) if given."""
+    # best first: other workers may add trials meanwhile, and every best trial is then in the table
+    best_numbers = [t.number for t in study.best_trials] if _n_complete(study) else []
     table = trials_table(study, objective)
-    best = table.loc[[t.number for t in study.best_trials]] if len(table) else table
+    best = table.loc[best_numbers] if len(table) else table
     if run_dir is not None:
         _write(Path(run_dir), table, best)
     return SearchResult(study, table, best, Path(run_dir) if run_dir is not None else None)

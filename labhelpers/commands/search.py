@@ -100,7 +100,7 @@ def _report(cfg, result, problems: list[str]) -> int:
     if state.failed:
         print(f"{state.failed} trial(s) raised: " + "; ".join(state.errors[:3]))
     if state.lost:
-        print(f"{state.lost} trial(s) were lost with their worker (marked FAIL, their points re-queued)")
+        print(f"{state.lost} trial(s) were lost with a dead worker: marked FAIL, their points retried")
     if problems:
         print("; ".join(problems))
     if not state.done:
