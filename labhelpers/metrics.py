@@ -28,8 +28,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp
+from torch import fx, nn
 from torch.utils import benchmark
 
 from . import train
@@ -129,15 +128,23 @@ _COSTS: dict[str, Callable[[nn.Module, int], dict]] = {
 
 
 def _output_elements(graph: Graph) -> dict[str, int]:
-    """Output elements per jet of every module node (shape propagation with one zero input row)."""
-    gm = graph.model
-    was_training = gm.training
-    first = next(iter(graph.modules.values()))
+    """Output elements per jet of every module node, read off the layers (no forward pass needed).
+
+    Linear gives out_features, BatchNorm1d num_features; other modules (ReLU) are elementwise and
+    keep the size of their input. The graph's input has the first layer's in/num features.
+    """
+    modules = graph.modules
+    first = next(iter(modules.values()))
     n_in = getattr(first, "in_features", None) or getattr(first, "num_features")
-    with torch.no_grad():
-        ShapeProp(gm.eval()).propagate(torch.zeros(1, n_in))
-    gm.train(was_training)
-    return {n.name: int(np.prod(n.meta["tensor_meta"].shape[1:])) for n in graph.module_nodes}
+    sizes = {}
+    for node in graph.model.graph.nodes:
+        if node.op == "placeholder":
+            sizes[node.name] = n_in
+        elif node.op == "call_module":
+            m = modules[node.name]
+            source = node.args[0].name if node.args and isinstance(node.args[0], fx.Node) else None
+            sizes[node.name] = getattr(m, "out_features", None) or getattr(m, "num_features", None) or sizes[source]
+    return {name: sizes[name] for name in modules}
 
 
 def _layer_rows(graph: Graph) -> list[dict]:

@@ -42,15 +42,16 @@ TOML format (MASE style; see configs/*.toml)::
     accuracy = {direction = "maximize", scale = 1.0}
     bops = {direction = "minimize", scale = 1e-6}
 
-Numeric choices are sorted (so ordered samplers see them in order); a repeated choice is an error. Storage
-defaults to a journal file in the run folder (``runs/search/<study name>/journal.log``); re-running
-the same study name resumes it and only runs the remaining trial budget.
+Search parameters are named ``<key>/<field>`` (``linear/data_in``, ``seq_blocks_2/weight``); a
+(width, frac_width) pair travels through Optuna as the string ``"(8, 4)"``. Numeric choices are
+sorted (so ordered samplers see them in order); a repeated choice is an error. Storage defaults to a
+journal file in the run folder (``runs/search/<study name>/journal.log``); re-running the same study
+name resumes it and only runs the remaining trial budget.
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
 import numbers
 import tomllib

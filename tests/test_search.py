@@ -266,3 +266,19 @@ def test_resume_false_starts_again(tiny_setup, tmp_path):
     search.run(cfg.space, evaluate, cfg.objective, n_trials=4, **kwargs)
     fresh = search.run(cfg.space, evaluate, cfg.objective, n_trials=3, resume=False, **kwargs)
     assert len(fresh.table) == 3 and list(fresh.table.index) == [0, 1, 2]
+
+
+def test_figures_are_written(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from labhelpers import plots
+
+    space = search.Space({"a": [1, 2, 3, 4], "b": [1, 2]}, to_config=lambda p: p)
+    table = search.exhaustive(space, lambda p: {"acc": float(p["a"] + p["b"]), "bops": float(p["a"] * 10)}, progress=False)
+    curves = search.replay(space, table, "acc", samplers=("brute-force", "tpe"), seeds=range(2), n_trials=8, progress=False)
+    plots.best_so_far(search.curve_summary(curves, 6.0), path=tmp_path / "curves.png")
+    plots.pareto(table, metrics.pareto_front(table, {"acc": "max", "bops": "min"}), "bops", "acc", path=tmp_path / "front.png")
+    plots.metrics_by_config(table, ["acc", "bops"], table["a"].astype(str), path=tmp_path / "bars.png")
+    plt.close("all")
+    assert all((tmp_path / f).stat().st_size > 1000 for f in ("curves.png", "front.png", "bars.png"))

@@ -96,7 +96,8 @@ def _report(cfg, result, problems: list[str]) -> int:
     state = distributed.status(result.study, total, points)
     print(f"study {result.study.study_name}: {len(result.table)} completed trials"
           + (f", results in {result.run_dir}/" if result.run_dir else ""))
-    print(result.best.to_string())
+    params = [c for c in cfg.space.choices if c in result.best.columns]
+    print(result.best.drop_duplicates(subset=params or None).to_string())  # TPE (and workers) may repeat the best point
     if state.failed:
         print(f"{state.failed} trial(s) raised: " + "; ".join(state.errors[:3]))
     if state.lost:
