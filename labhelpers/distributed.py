@@ -28,15 +28,15 @@ Exhaustive samplers (brute-force, grid) across N workers, the guarantee:
 
 * coverage: a run that ends without a killed worker leaves every point with a finished trial: COMPLETE,
   or FAIL with the error its evaluation raised (the next run re-queues such points once, before its
-  workers start). No point is skipped by an early stop: brute force runs with
-  ``avoid_premature_stop=True``, and a worker goes on while any point is unfinished, so an idle worker
-  re-evaluates a point still running elsewhere rather than stop;
-* duplicates: re-queued trials aside (the retry of a lost trial, a failed point re-queued at the start of
-  a run), a worker never evaluates a point it has seen finished, so a point gets at most N evaluations in
-  a run, at most one per worker. Duplicates arise when workers pick the same point at about the same
-  moment, or when a worker re-evaluates a point still running elsewhere (the price of never stopping
-  early; brute force may do this before the end of the grid). Every evaluation is kept in the study,
-  with identical metrics for a deterministic evaluator; :func:`coverage` counts them.
+  workers start). No point is skipped by an early stop: the sampler may stop a worker while other
+  workers still run the last points (Optuna's BruteForceSampler does), but the worker then waits until
+  every point has finished, and takes over the point of any trial found lost meanwhile;
+* duplicates: a worker evaluates a point only if, once it has drawn it, the point has no COMPLETE trial
+  and no RUNNING trial with a lower number (:func:`claim`; otherwise the trial is PRUNED, with
+  ``user_attrs["skipped"]``, and nothing is evaluated). So a point is evaluated twice only when two
+  workers start it at the same moment (each records its draw before the other checks), a point has at
+  most N COMPLETE trials, and in practice one. FAIL trials do not block a point: lost trials and failed
+  points are re-queued as described above. :func:`coverage` counts every trial of every point.
 
 Parallel runs are not trial-order deterministic: trial numbers and which worker evaluates what vary
 between runs. For brute force, the set of evaluated points and the metrics of each point do not.
@@ -67,8 +67,10 @@ from . import search
 HEARTBEAT_S = 10          # RDB storages: a running trial writes a heartbeat this often ...
 GRACE_HEARTBEATS = 3      # ... and is stale (its worker is gone) after this many missed heartbeats
 MAX_RETRY = 3             # a lost trial's point is re-queued at most this many times
-WORKER_ATTR = "labhelpers:worker"   # trial system attr: "host:pid:start" of the process evaluating it
+WORKER_ATTR = "labhelpers:worker"   # journal trials' system attr: "host:pid:start" of the process evaluating it
 ERROR_ATTR = "error"                # trial user attr of a trial whose evaluation raised
+SKIPPED_ATTR = "skipped"            # user attr of a PRUNED trial whose point another worker had (see claim)
+POLL_S = 1.0                        # a worker with nothing to start checks this often for lost trials
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL)
 
@@ -153,23 +155,19 @@ def _by_point(study: optuna.Study) -> dict[tuple, list[optuna.trial.FrozenTrial]
     return trials
 
 
-def unfinished(study: optuna.Study, points: list[dict]) -> list[dict]:
-    """Points without a finished (COMPLETE or FAIL) trial."""
-    trials = _by_point(study)
-    return [p for p in points if not any(t.state in FINISHED for t in trials.get(_key(p), []))]
-
-
 def coverage(study: optuna.Study, space: search.Space) -> pd.DataFrame:
-    """One row per point of ``space`` (encoded params): how many trials it has, by state, and duplicates."""
+    """One row per point of ``space`` (encoded params): its trials by state (``skipped``: PRUNED by
+    :func:`claim`, nothing evaluated), ``evaluations`` (COMPLETE + FAIL) and ``duplicates`` (evaluations - 1)."""
     trials = _by_point(study)
     rows = []
     for point in map(space.encode, space.grid()):
         states = [t.state for t in trials.get(_key(point), [])]
         rows.append({**point, "trials": len(states), "complete": states.count(TrialState.COMPLETE),
-                     "failed": states.count(TrialState.FAIL), "running": states.count(TrialState.RUNNING),
-                     "waiting": states.count(TrialState.WAITING)})
+                     "failed": states.count(TrialState.FAIL), "skipped": states.count(TrialState.PRUNED),
+                     "running": states.count(TrialState.RUNNING), "waiting": states.count(TrialState.WAITING)})
     table = pd.DataFrame(rows)
-    return table.assign(duplicates=(table["complete"] + table["failed"] - 1).clip(lower=0))
+    evaluations = table["complete"] + table["failed"]
+    return table.assign(evaluations=evaluations, duplicates=(evaluations - 1).clip(lower=0))
 
 
 @dataclass
@@ -301,10 +299,11 @@ def prepare(study: optuna.Study, points: list[dict] | None) -> int:
 
 
 def optimize(study: optuna.Study, trial_fn, *, budget: int, points: list[dict] | None = None,
-             callbacks=()) -> None:
+             callbacks=(), poll_s: float = POLL_S) -> None:
     """Run trials in this process until the study's budget is met (see the module doc).
 
-    ``points`` given (exhaustive samplers): go on while any point is unfinished or a trial is queued.
+    ``points`` given (exhaustive samplers): until every point has a finished trial and no trial is
+    queued; while every unfinished point is running in other workers, wait (and fail lost trials).
     Otherwise: until the study has ``budget`` COMPLETE trials, running at most as many trials as were
     missing when this worker started (so failing trials cannot loop forever; re-run to fill the gap).
     A trial that raises is recorded FAIL with ``user_attrs["error"]``; the next one starts.
@@ -318,8 +317,37 @@ def optimize(study: optuna.Study, trial_fn, *, budget: int, points: list[dict] |
             stop = optuna.study.MaxTrialsCallback(budget, states=(TrialState.COMPLETE,))
             study.optimize(fn, n_trials=remaining, catch=(Exception,), callbacks=[stop, *callbacks])
         return
-    while todo := len(unfinished(study, points)) + len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))):
-        study.optimize(fn, n_trials=todo, catch=(Exception,), callbacks=callbacks)
+    while True:
+        free, running = _open_points(study, points)
+        todo = free + len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        if todo:
+            study.optimize(fn, n_trials=todo, catch=(Exception,), callbacks=callbacks)
+        elif running:  # the rest runs elsewhere: wait for it to finish, or to be found lost and re-queued
+            time.sleep(poll_s)
+            fail_dead_trials(study)
+            with _quiet():
+                optuna.storages.fail_stale_trials(study)
+        else:
+            return
+
+
+def _open_points(study: optuna.Study, points: list[dict]) -> tuple[int, int]:
+    """``(free, running)``: unfinished points without a RUNNING trial, and with one."""
+    trials = _by_point(study)
+    states = [{t.state for t in trials.get(_key(p), [])} for p in points]
+    open_ = [s for s in states if not s & set(FINISHED)]
+    running = sum(TrialState.RUNNING in s for s in open_)
+    return len(open_) - running, running
+
+
+def claim(trial: optuna.Trial) -> None:
+    """Skip this trial (raise TrialPruned) if its point already has a COMPLETE trial, or a RUNNING trial
+    with a lower number: another worker evaluated it, or started it first. Call it between drawing the
+    point and evaluating it (exhaustive samplers only: TPE means to repeat points)."""
+    for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        if t.params == trial.params and (t.state == TrialState.COMPLETE or t.number < trial.number):
+            trial.set_user_attr(SKIPPED_ATTR, f"trial {t.number} has this point")
+            raise optuna.TrialPruned(f"trial {t.number} has this point")
 
 
 def _recorded(trial_fn):
@@ -327,9 +355,12 @@ def _recorded(trial_fn):
     me = worker_id()
 
     def fn(trial: optuna.Trial):
-        trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
+        if isinstance(trial.storage, JournalStorage):  # only the journal needs it: see fail_dead_trials
+            trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
         try:
             return trial_fn(trial)
+        except optuna.TrialPruned:
+            raise
         except Exception as exc:
             trial.set_user_attr(ERROR_ATTR, f"{type(exc).__name__}: {exc}"[:2000])
             raise
@@ -398,5 +429,6 @@ def _watch(procs: dict, study, total: int, points, progress: bool, poll_s: float
         while any(p.poll() is None for p in procs.values()):
             time.sleep(poll_s)
             if progress:
-                bar.n = total - status(study, total, points).missing
-                bar.refresh()
+                with contextlib.suppress(Exception):  # a storage hiccup must not stop the workers
+                    bar.n = total - status(study, total, points).missing
+                    bar.refresh()

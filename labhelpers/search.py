@@ -299,8 +299,7 @@ def objective_from_toml(table: dict, sum_scaled: bool = False) -> Objective:
 # ============================================================================= samplers and storage
 
 SAMPLERS: dict[str, Callable[[Space, int], optuna.samplers.BaseSampler]] = {
-    # avoid_premature_stop: with several workers, stop only once every point has finished (same order when alone)
-    "brute-force": lambda space, seed: optuna.samplers.BruteForceSampler(seed=seed, avoid_premature_stop=True),
+    "brute-force": lambda space, seed: optuna.samplers.BruteForceSampler(seed=seed),
     "grid": lambda space, seed: optuna.samplers.GridSampler(space.optuna_grid(), seed=seed),
     "random": lambda space, seed: optuna.samplers.RandomSampler(seed=seed),
     "tpe": lambda space, seed: optuna.samplers.TPESampler(seed=seed),
@@ -433,7 +432,10 @@ def _optimize(study, space, evaluate, objective, budget, points, progress) -> No
     bar = tqdm(total=max(budget - _n_complete(study), 0), desc=f"{study.study_name}", disable=not progress, leave=False)
 
     def trial_fn(trial: optuna.Trial):
-        measured = evaluate(space.to_config(space.suggest(trial)))
+        params = space.suggest(trial)
+        if points is not None:
+            distributed.claim(trial)  # several workers: skip a point that another worker has or had first
+        measured = evaluate(space.to_config(params))
         for name, value in measured.items():
             trial.set_user_attr(name, _plain_number(value))
         return objective.values(measured)

@@ -59,13 +59,13 @@ def _journal(path) -> JournalStorage:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def _assert_within_guarantee(study, space, workers: int) -> "pd.DataFrame":
-    """Every point has a COMPLETE trial, no trial is left unfinished, and no point has more than one
-    evaluation per worker (the guarantee of labhelpers.distributed, with no crash and nothing re-queued)."""
+def _assert_within_guarantee(study, space, workers: int):
+    """Every point has a COMPLETE trial, nothing failed or was left running, and no point has more COMPLETE
+    trials than there are workers (the guarantee of labhelpers.distributed when no worker dies)."""
     cover = distributed.coverage(study, space)
-    assert (cover["complete"] >= 1).all() and cover["failed"].sum() == cover["running"].sum() == cover["waiting"].sum() == 0
-    assert (cover["trials"] <= workers).all()
-    assert cover["trials"].sum() == len(study.trials) == len(cover) + cover["duplicates"].sum()
+    assert (cover["complete"] >= 1).all() and (cover["complete"] <= workers).all()
+    assert cover[["failed", "running", "waiting"]].to_numpy().sum() == 0
+    assert cover["trials"].sum() == len(study.trials) == len(cover) + cover["duplicates"].sum() + cover["skipped"].sum()
     return cover
 
 
@@ -80,12 +80,13 @@ def test_three_workers_brute_force_a_quantization_grid_on_postgres(env, postgres
     _assert_within_guarantee(study, cfg.space, workers=3)
     names = list(cfg.space.choices)
     reference = alone.set_index(names)
-    for t in study.trials:  # every evaluation, duplicates included, equals the single-process run's
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    for t in complete:  # every evaluation, duplicates included, equals the single-process run's
         expected = reference.loc[tuple(t.params[n] for n in names)]
         assert t.user_attrs == pytest.approx({k: expected[k] for k in t.user_attrs}, rel=1e-6)
     best = json.loads((env / "runs" / "search" / "quant3" / "best.json").read_text())
     assert best[0]["accuracy"] == pytest.approx(alone["accuracy"].max(), rel=1e-6)
-    assert len(json.loads((env / "runs" / "search" / "quant3" / "trials.json").read_text())) == len(study.trials)
+    assert len(json.loads((env / "runs" / "search" / "quant3" / "trials.json").read_text())) == len(complete)
 
 
 def test_three_workers_share_a_journal_file(env):
@@ -97,8 +98,9 @@ def test_three_workers_share_a_journal_file(env):
     study = optuna.load_study(study_name="j3", storage=_journal(env / "runs" / "search" / "j3" / "journal.log"))
     _assert_within_guarantee(study, cfg.space, workers=3)
     expected = {(r.a, r.b): r.value for r in alone.itertuples()}
-    assert {(t.params["a"], t.params["b"]): t.value for t in study.trials} == expected
-    assert len({t.system_attrs[distributed.WORKER_ATTR] for t in study.trials}) > 1  # the work was shared
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert {(t.params["a"], t.params["b"]): t.value for t in complete} == expected
+    assert len({t.system_attrs[distributed.WORKER_ATTR] for t in complete}) > 1  # the work was shared
 
 
 # ----------------------------------------------------------------------------- crash safety
@@ -119,16 +121,14 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_a_rerun_finishes(env, backe
     before = {t.number: (t.params, t.values, t.user_attrs) for t in study.get_trials(states=(TrialState.COMPLETE,))}
     assert before and all(p != {"a": 1, "b": 2} for p, _, _ in before.values())
 
-    hang.unlink()
-    if backend == "postgresql":
-        time.sleep(distributed.GRACE_HEARTBEATS * 1 + 1)  # until the killed trials' heartbeats are stale
+    hang.unlink()  # the re-run waits for the killed trials to be found lost (journal: at once; PostgreSQL: 3 s)
     again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
 
     study = optuna.load_study(study_name=f"kill-{backend}", storage=storage if "://" in storage else _journal(storage))
     trials = study.get_trials()
     after = {t.number: (t.params, t.values, t.user_attrs) for t in trials if t.state == TrialState.COMPLETE}
-    assert {n: after[n] for n in before} == before  # every earlier completed trial intact
+    assert {n: after[n] for n in before} == before  # every earlier completed trial intact (numbers, params, values)
     assert {(t.params["a"], t.params["b"]) for t in trials if t.state == TrialState.COMPLETE} == TOY_POINTS
     killed = [t for t in trials if t.params == {"a": 1, "b": 2} and t.state == TrialState.FAIL]
     assert len(killed) == 2 and all(distributed.ERROR_ATTR not in t.user_attrs for t in killed)  # lost, not raised
