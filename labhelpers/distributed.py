@@ -34,8 +34,8 @@ Exhaustive samplers (brute-force, grid) across N workers, the guarantee:
 * duplicates: a worker evaluates a point only if, once it has drawn it, the point has no COMPLETE trial
   and no RUNNING trial with a lower number (:func:`claim`; otherwise the trial is PRUNED, with
   ``user_attrs["skipped"]``, and nothing is evaluated). So a point is evaluated twice only when two
-  workers start it at the same moment (each records its draw before the other checks), a point has at
-  most N COMPLETE trials, and in practice one. FAIL trials do not block a point: lost trials and failed
+  workers draw it at the same moment (the later trial checks before the earlier one has recorded its
+  draw): a point has at most N COMPLETE trials (N workers at a time), and in practice one. FAIL trials do not block a point: lost trials and failed
   points are re-queued as described above. :func:`coverage` counts every trial of every point.
 
 Parallel runs are not trial-order deterministic: trial numbers and which worker evaluates what vary
