@@ -62,13 +62,16 @@ def latency(model: nn.Module | Graph, x: torch.Tensor, *, threads: int = 1, min_
     CPU time of PyTorch ops: fake-quantized layers are slower than float ones here, while fixed-point
     hardware would be faster. Do not read it as hardware latency.
     """
-    module = _module(model).eval()
+    module = _module(model)
+    was_training = module.training
+    module.eval()
     with torch.no_grad():
         for _ in range(warmup):
             module(x)
     timer = benchmark.Timer(stmt="with torch.no_grad(): module(x)", globals={"module": module, "x": x, "torch": torch},
                             num_threads=threads)
     m = timer.blocked_autorange(min_run_time=min_run_time)
+    module.train(was_training)
     return {"latency_ms": m.median * 1e3, "latency_iqr_ms": m.iqr * 1e3}
 
 
