@@ -228,6 +228,7 @@ def test_dead_workers_trials_on_a_journal_are_failed_and_retried(tmp_path):
     (("--storage", "postgresql://me:secret@127.0.0.1:9/db"), "cannot open storage 'postgresql://me:***@127.0.0.1:9/db'"),
     (("--storage", "sqlite:///s.db", "--heartbeat", 0), "heartbeat=0 must be a positive number of seconds"),
     (("--import", "no_such_module"), "--import no_such_module: No module named 'no_such_module'"),
+    (("--worker-index", -1), "worker index -1 must be a non-negative integer"),
 ])
 def test_storage_and_worker_errors_are_one_line(env, capsys, extra, message):
     assert _search("--config", BY_TYPE, *extra) == 2

@@ -50,6 +50,7 @@ def run(args) -> int:
     cfg = search.load_config(args.config, sampler=args.sampler, n_trials=args.n_trials, seed=args.seed,
                              study_name=args.study_name)
     distributed.check_workers(args.workers, args.storage)
+    distributed.worker_seed(cfg.sampler, cfg.seed, args.worker_index)  # a bad --worker-index fails here, once
     if args.workers > 1:
         study_name = search.default_study_name(cfg)
         storage = args.storage or str(Path(args.run_root) / study_name / "journal.log")
