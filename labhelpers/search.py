@@ -321,13 +321,18 @@ def _check_seed(seed) -> None:
         raise ValueError(f"seed={seed!r} must be a non-negative integer, e.g. 0")
 
 
-def make_storage(storage: str | None, run_dir: Path):
+def make_storage(storage, run_dir: Path):
     """None: a journal file ``run_dir/journal.log``; 'memory': in memory; a URL with '://'
-    (``sqlite:///study.db``, ``postgresql://...``): that Optuna storage; any other string: a journal file path."""
+    (``sqlite:///study.db``, ``postgresql://...``): that Optuna storage, with heartbeats for crashed workers
+    (:func:`labhelpers.distributed.rdb_storage`); an Optuna storage object: itself; any other string: a
+    journal file path (safe for several processes on one machine)."""
+    if isinstance(storage, optuna.storages.BaseStorage):
+        return storage
     if storage == "memory":
         return optuna.storages.InMemoryStorage()
     if storage is not None and "://" in storage:
-        return storage
+        from . import distributed
+        return distributed.rdb_storage(storage)
     path = Path(storage) if storage is not None else run_dir / "journal.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -361,33 +366,44 @@ class SearchResult:
 def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, sampler: str = "tpe",
         n_trials: int | None = None, seed: int = 0, study_name: str = "search", storage: str | None = None,
         run_root: str | Path = DEFAULT_RUN_ROOT, write: bool = True, resume: bool = True,
-        progress: bool = True) -> SearchResult:
+        progress: bool = True, worker: int = 0, requeue_failed: bool = True) -> SearchResult:
     """Run (or resume) a seeded study; record every metric as trial user attributes.
 
-    ``n_trials`` is the total budget of the study (default: the size of the space). A study of the
-    same name in the same storage is resumed: only ``n_trials`` minus its completed trials run
-    (``resume=False`` deletes that study first and starts again).
+    ``n_trials`` is the total budget of the study, counted in completed trials (default: the size of
+    the space). A study of the same name in the same storage is resumed: only ``n_trials`` minus its
+    completed trials run (``resume=False`` deletes that study first and starts again).
     Results go to ``run_root/study_name/`` as trials.csv, trials.json and best.json (``write=False``
     or ``storage='memory'`` writes nothing).
+    A trial whose evaluation raises is recorded as FAIL with ``user_attrs["error"]``, and the run goes
+    on; ``worker`` (sampler seed ``seed + worker``) and ``requeue_failed`` serve several workers on one
+    study: see :mod:`labhelpers.distributed`.
     """
     n_trials = space.size if n_trials is None else n_trials
     if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
         raise ValueError(f"n_trials={n_trials!r} must be a positive integer")
     run_dir = Path(run_root) / study_name
+    from . import distributed
     with _quiet_optuna():
         store = make_storage(storage, run_dir)
         if not resume:
             _delete_study(study_name, store)
-        study = _open_study(space, objective, sampler, seed, study_name, store)
-        budget = min(n_trials, space.size) if sampler in EXHAUSTIVE else n_trials
-        remaining = budget - _n_complete(study)
-        if remaining > 0:
-            _optimize(study, space, evaluate, objective, remaining, progress)
+        study = _open_study(space, objective, sampler, distributed.worker_seed(sampler, seed, worker), study_name, store)
+        budget, points = distributed.budget(space, sampler, n_trials)
+        if requeue_failed:
+            distributed.prepare(study, points)
+        _optimize(study, space, evaluate, objective, budget, points, progress)
+    return results(study, objective, run_dir if write and storage != "memory" else None)
+
+
+def results(study: optuna.Study, objective: Objective, run_dir: str | Path | None = None) -> SearchResult:
+    """The study's trials table and best trial(s); written to ``run_dir`` (trials.csv/json, best.json) if given."""
+    # best first: other workers may add trials meanwhile, and every best trial is then in the table
+    best_numbers = [t.number for t in study.best_trials] if _n_complete(study) else []
     table = trials_table(study, objective)
-    best = table.loc[[t.number for t in study.best_trials]] if len(table) else table
-    if write and storage != "memory":
-        _write(run_dir, table, best)
-    return SearchResult(study, table, best, run_dir if write else None)
+    best = table.loc[best_numbers] if len(table) else table
+    if run_dir is not None:
+        _write(Path(run_dir), table, best)
+    return SearchResult(study, table, best, Path(run_dir) if run_dir is not None else None)
 
 
 def _open_study(space, objective, sampler, seed, study_name, storage) -> optuna.Study:
@@ -411,11 +427,15 @@ def _n_complete(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
 
-def _optimize(study, space, evaluate, objective, n_trials, progress) -> None:
-    bar = tqdm(total=n_trials, desc=f"{study.study_name}", disable=not progress, leave=False)
+def _optimize(study, space, evaluate, objective, budget, points, progress) -> None:
+    from . import distributed
+    bar = tqdm(total=max(budget - _n_complete(study), 0), desc=f"{study.study_name}", disable=not progress, leave=False)
 
     def trial_fn(trial: optuna.Trial):
-        measured = evaluate(space.to_config(space.suggest(trial)))
+        params = space.suggest(trial)
+        if points is not None:
+            distributed.claim(trial)  # several workers: skip a point that another worker has or had first
+        measured = evaluate(space.to_config(params))
         for name, value in measured.items():
             trial.set_user_attr(name, _plain_number(value))
         return objective.values(measured)
@@ -424,7 +444,7 @@ def _optimize(study, space, evaluate, objective, n_trials, progress) -> None:
         bar.update(1)
 
     try:
-        study.optimize(trial_fn, n_trials=n_trials, callbacks=[tick])
+        distributed.optimize(study, trial_fn, budget=budget, points=points, callbacks=[tick])
     finally:
         bar.close()
 
