@@ -26,7 +26,6 @@ What differs is only float rounding: ``bmm`` sums in another order than ``nn.Lin
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +37,7 @@ from tqdm.auto import tqdm
 
 from . import models
 from .data import JSC, batches
+from .metrics import num_threads
 from .train import _check_positive, seed_everything
 
 N_IN, N_OUT = models.N_FEATURES, models.N_CLASSES
@@ -261,20 +261,9 @@ def train_many(hidden, data: JSC, *, seeds=0, data_seed: int | None = None, epoc
     Returns :class:`Trained`: ``table`` has one row per network (h1, h2, seed, params, train_loss and
     val/test accuracy and loss after the last epoch), ``history`` one row per network and epoch.
     """
-    with _num_threads(threads):
+    with num_threads(threads):
         return _train_many(hidden, data, seeds, data_seed, epochs, batch_size, lr, final_relu, return_models,
                            evaluate_every_epoch, overhead_macs, progress)
-
-
-@contextlib.contextmanager
-def _num_threads(threads: int | None):
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _train_many(hidden, data, seeds, data_seed, epochs, batch_size, lr, final_relu, return_models,

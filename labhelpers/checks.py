@@ -73,3 +73,38 @@ def check_bops(fn) -> None:
     for args, expected in BOPS_CASES:
         _compare("dense_bops", args, float(fn(*args)), expected, tol=1e-9)
     print("BOPs check passed")
+
+
+# ============================================================================= Lab 4
+
+# (multiplier of hidden layer 1, multiplier of hidden layer 2) -> (in, out) of JSC-Three-Linear's linear layers
+CHANNEL_CASES = (
+    ((1, 1), [(16, 16), (16, 16), (16, 5)]),
+    ((2, 2), [(16, 32), (32, 32), (32, 5)]),
+    ((2, 4), [(16, 32), (32, 64), (64, 5)]),
+    ((5, 3), [(16, 80), (80, 48), (48, 5)]),
+)
+
+
+def check_channel_pass(fn) -> None:
+    """``fn(m1, m2) -> Graph``: JSC-Three-Linear with hidden widths 16*m1 and 16*m2, ReLUs not in place."""
+    for (m1, m2), expected in CHANNEL_CASES:
+        graph = fn(m1, m2)
+        linears = [(m.in_features, m.out_features) for m in graph.modules.values() if isinstance(m, nn.Linear)]
+        _compare("linear shapes", (m1, m2), linears, expected)
+        inplace = [n for n, m in graph.modules.items() if isinstance(m, nn.ReLU) and m.inplace]
+        assert not inplace, f"ReLUs {inplace} are in place: use nn.ReLU(), not nn.ReLU(16) (which means inplace=True)"
+        out = graph(torch.zeros(2, 16))
+        _compare("output shape", (m1, m2), tuple(out.shape), (2, 5))
+    print("channel pass check passed")
+
+
+# (h1, h2) -> parameters: BatchNorm 2*16 + Linear(16,h1) + Linear(h1,h2) + Linear(h2,5), weights and biases
+PARAM_CASES = (((16, 16), 661), ((32, 32), 1797), ((32, 64), 3013), ((80, 48), 5525), ((8, 128), 1965))
+
+
+def check_param_count(fn) -> None:
+    """``fn(h1, h2)``: trainable parameters of JSC-Three-Linear with hidden widths h1, h2 (worked by hand)."""
+    for args, expected in PARAM_CASES:
+        _compare("param_count", args, fn(*args), expected)
+    print("parameter count check passed")

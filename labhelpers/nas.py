@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 
 import pandas as pd
+from torch import nn
 
 from . import batched, models
 from .data import JSC
@@ -58,44 +59,84 @@ def subsample(data: JSC, max_train_rows: int | None) -> JSC:
 # ----------------------------------------------------------------------------- training
 
 def ground_truth(data: JSC, hidden=None, *, epochs: int = 10, batch_size: int = 512, lr: float = 1e-3,
-                 seed: int = 0, max_train_rows: int | None = None, progress: bool = True) -> pd.DataFrame:
+                 seed: int = 0, n_seeds: int = 1, final_relu: bool = True, max_train_rows: int | None = None,
+                 costs: bool = True, progress: bool = True) -> pd.DataFrame:
     """Train every architecture of ``hidden`` (default: the 25 per-layer ones) and tabulate them.
 
-    One row per architecture: h1, h2, params, then train_loss, val_loss, val_accuracy, test_loss,
-    test_accuracy after the last epoch. Trained with :func:`labhelpers.batched.train_many`; with
-    ``max_train_rows`` only the first rows of the training split are used (say so when you report).
+    Each architecture is trained ``n_seeds`` times, from the init seeds ``seed, seed + 1, ...``, all on
+    the batch order of ``seed``. One row per architecture: h1, h2, then the mean over init seeds of
+    train_loss, val_loss, val_accuracy, test_loss, test_accuracy after the last epoch (and with
+    ``n_seeds > 1`` the standard deviations val_accuracy_std, test_accuracy_std), then (``costs``)
+    params, size_bits, macs, flops, bops, mac_bitops from ``labhelpers.metrics``. Trained with
+    :func:`labhelpers.batched.train_many`; with ``max_train_rows`` only the first rows of the training
+    split are used (say so when you report).
     """
     hidden = grid(PER_LAYER_WIDTHS) if hidden is None else [tuple(h) for h in hidden]
     duplicates = sorted({h for h in hidden if hidden.count(h) > 1})
     if duplicates:
         raise ValueError(f"hidden lists {duplicates} more than once; give each architecture once")
-    result = batched.train_many(hidden, subsample(data, max_train_rows), seeds=seed, data_seed=seed, epochs=epochs,
-                                batch_size=batch_size, lr=lr, evaluate_every_epoch=False, progress=progress)
-    return result.table.drop(columns="seed").reset_index(drop=True)
+    if not isinstance(n_seeds, int) or isinstance(n_seeds, bool) or n_seeds < 1:
+        raise ValueError(f"n_seeds={n_seeds!r} must be a positive integer (init seeds per architecture)")
+    seeds = [seed + i for i in range(n_seeds) for _ in hidden]
+    result = batched.train_many(hidden * n_seeds, subsample(data, max_train_rows), seeds=seeds, data_seed=seed,
+                                epochs=epochs, batch_size=batch_size, lr=lr, final_relu=final_relu,
+                                evaluate_every_epoch=False, progress=progress)
+    table = _mean_over_seeds(result.table, n_seeds)
+    return with_costs(table) if costs else table
+
+
+def _mean_over_seeds(table: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
+    columns = ["train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
+    groups = table.groupby(["h1", "h2"], sort=False)
+    out = groups[columns].mean()
+    if n_seeds > 1:
+        out["val_accuracy_std"] = groups["val_accuracy"].std()
+        out["test_accuracy_std"] = groups["test_accuracy"].std()
+    return out.reset_index()
 
 
 def uniform_search(data: JSC, multipliers=MULTIPLIERS, *, epochs: int = 10, batch_size: int = 512,
-                   lr: float = 1e-3, seed: int = 0, progress: bool = True) -> batched.Trained:
+                   lr: float = 1e-3, seed: int = 0, n_seeds: int = 1, final_relu: bool = True,
+                   progress: bool = True) -> batched.Trained:
     """Task 2: JSC-Three-Linear with every linear layer widened by one multiplier, trained per multiplier.
 
-    Returns the batched trainer's result with a ``multiplier`` column in ``table`` and ``history`` and
-    the trained modules in ``models`` (one per multiplier, in order).
+    Each multiplier is trained from ``n_seeds`` init seeds (``seed, seed + 1, ...``) on the batch
+    order of ``seed``. Returns the batched trainer's result: ``table`` and ``history`` gain columns
+    ``multiplier`` and (history) ``seed``; ``models`` holds every trained module, in table order.
     """
     multipliers = list(multipliers)
-    result = batched.train_many(uniform_hidden(multipliers), data, seeds=seed, data_seed=seed, epochs=epochs,
-                                batch_size=batch_size, lr=lr, return_models=True, progress=progress)
-    result.table.insert(0, "multiplier", multipliers)
-    result.history.insert(0, "multiplier", [multipliers[k] for k in result.history["network"]])
+    if not isinstance(n_seeds, int) or isinstance(n_seeds, bool) or n_seeds < 1:
+        raise ValueError(f"n_seeds={n_seeds!r} must be a positive integer (init seeds per multiplier)")
+    labels = multipliers * n_seeds
+    seeds = [seed + i for i in range(n_seeds) for _ in multipliers]
+    result = batched.train_many(uniform_hidden(multipliers) * n_seeds, data, seeds=seeds, data_seed=seed,
+                                epochs=epochs, batch_size=batch_size, lr=lr, final_relu=final_relu,
+                                return_models=True, progress=progress)
+    result.table.insert(0, "multiplier", labels)
+    result.history.insert(0, "multiplier", [labels[k] for k in result.history["network"]])
+    result.history.insert(1, "seed", [seeds[k] for k in result.history["network"]])
     return result
+
+
+def seed_summary(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Mean and standard deviation over init seeds of val/test accuracy, per value of ``by``."""
+    groups = table.groupby(by)
+    out = groups[["val_accuracy", "test_accuracy"]].agg(["mean", "std"])
+    out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
+    return out.assign(seeds=groups.size(), params=groups["params"].first())
 
 
 def save_checkpoints(result: batched.Trained, data: JSC, directory: str | Path, *, epochs: int, seed: int,
                      prefix: str = "jsc-three-linear-x") -> list[Path]:
-    """Write each uniform-multiplier model to ``directory/<prefix><m>.pt`` with its metadata."""
+    """Write the uniform-multiplier models of init seed ``seed`` to ``directory/<prefix><m>.pt`` with metadata."""
     paths = []
     for model, row in zip(result.models, result.table.itertuples()):
+        if row.seed != seed:
+            continue
+        final_relu = isinstance(model.seq_blocks[-1], nn.ReLU)
         path = Path(directory) / f"{prefix}{row.multiplier}.pt"
-        paths.append(models.save(model, path, name="jsc-three-linear", model_kwargs={"hidden": [row.h1, row.h2]},
+        paths.append(models.save(model, path, name="jsc-three-linear",
+                                 model_kwargs={"hidden": [row.h1, row.h2], "final_relu": final_relu},
                                  dataset=data.source, dataset_fingerprint=data.fingerprint, seed=seed,
                                  epochs_run=epochs, channel_multiplier=row.multiplier, params=row.params,
                                  val_accuracy=row.val_accuracy, test_accuracy=row.test_accuracy,
@@ -116,3 +157,145 @@ def params_of(hidden) -> int:
     """Trainable parameters of JSC-Three-Linear with hidden widths (h1, h2)."""
     h1, h2 = models._check_hidden(hidden)
     return mlp_params((models.N_FEATURES, h1, h2, models.N_CLASSES))
+
+
+# ----------------------------------------------------------------------------- costs
+
+def costs_of(hidden) -> dict[str, float]:
+    """params, size_bits, macs, flops, bops, mac_bitops of float JSC-Three-Linear (``labhelpers.metrics``)."""
+    from . import graph, metrics
+
+    return metrics.costs(graph.trace(models.build("jsc-three-linear", hidden=list(hidden))))
+
+
+def with_costs(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (with h1, h2 columns) plus the cost columns of every architecture."""
+    rows = pd.DataFrame([costs_of(h) for h in zip(table["h1"], table["h2"])], index=table.index)
+    return pd.concat([table.drop(columns=[c for c in rows.columns if c in table.columns]), rows], axis=1)
+
+
+# ----------------------------------------------------------------------------- search kind "architecture"
+
+ARCHITECTURE_METRICS = ("accuracy", "loss", "params", "size_bits", "macs", "flops", "bops", "mac_bitops")
+TRAIN_SETTINGS = {"epochs": 10, "batch_size": 512, "lr": 1e-3, "seed": 0, "n_seeds": 1, "final_relu": True,
+                  "max_train_rows": None}
+
+
+def evaluate_architecture(hidden, data: JSC, *, split: str = "val", epochs: int = 10, batch_size: int = 512,
+                          lr: float = 1e-3, seed: int = 0, n_seeds: int = 1, final_relu: bool = True,
+                          max_train_rows: int | None = None) -> dict[str, float]:
+    """Train one architecture from scratch (``n_seeds`` seeded inits) and measure it.
+
+    Returns accuracy and loss on ``split`` (means over the init seeds) and the costs. The same
+    arguments always give the same numbers, equal to the architecture's row of :func:`ground_truth`.
+    """
+    if split not in ("val", "test"):
+        raise ValueError(f"split={split!r}: trials are scored on 'val' (or 'test'), not on the training rows")
+    table = ground_truth(data, [tuple(hidden)], epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                         n_seeds=n_seeds, final_relu=final_relu, max_train_rows=max_train_rows, progress=False)
+    measured = {"accuracy": table[f"{split}_accuracy"], "loss": table[f"{split}_loss"],
+                **{c: table[c] for c in ARCHITECTURE_METRICS if c not in ("accuracy", "loss")}}
+    return {name: column.iloc[0].item() for name, column in measured.items()}
+
+
+def architecture_space(section: dict):
+    """``[search.search_space] kind = "architecture"``: hidden widths searched, training settings fixed.
+
+    ::
+
+        [search.search_space]
+        kind = "architecture"
+        [search.search_space.hidden]
+        h1 = [16, 32, 48, 64, 80]      # widths of the first hidden layer (16 x channel multiplier)
+        h2 = [16, 32, 48, 64, 80]      # widths of the second; one value = fixed
+        [search.search_space.train]
+        epochs = 10                    # every trial trains from scratch with these settings
+        batch_size = 512
+        lr = 1e-3
+        seed = 0                       # init and batch-order seed: the same point retrains the same
+        n_seeds = 1                    # init seeds seed, seed+1, ... per trial; accuracy is their mean
+        final_relu = true              # MASE's ReLU on the logits (false: the variant without it)
+        max_train_rows = 0             # 0 = all training rows
+    """
+    from . import search
+
+    where = "[search.search_space]"
+    search._check_keys(section, {"kind", "hidden", "train"}, where)
+    hidden = section.get("hidden")
+    if not isinstance(hidden, dict) or set(hidden) != {"h1", "h2"}:
+        raise ValueError(f"{where}.hidden must set h1 and h2 (lists of widths), e.g. h1 = [16, 32, 48, 64, 80]")
+    widths = {name: _widths(values, f"{where}.hidden {name}") for name, values in hidden.items()}
+    settings = _train_settings(section.get("train", {}), f"{where}.train")
+    fixed = {name: w[0] for name, w in widths.items() if len(w) == 1}
+    choices = {name: w for name, w in widths.items() if len(w) > 1}
+
+    def to_config(params: dict) -> dict:
+        point = {**fixed, **params}
+        return {"hidden": (point["h1"], point["h2"]), **settings}
+    return search.Space(choices, to_config, kind="architecture")
+
+
+def _widths(values, where: str) -> list[int]:
+    values = values if isinstance(values, list) else [values]
+    for v in values:
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{where}: width {v!r} must be a positive integer, e.g. 32")
+    if len(set(values)) != len(values) or not values:
+        raise ValueError(f"{where}: {values} must list each width once")
+    return sorted(values)
+
+
+def _train_settings(table: dict, where: str) -> dict:
+    from . import search
+
+    search._check_keys(table, set(TRAIN_SETTINGS), where)
+    settings = {**TRAIN_SETTINGS, **table}
+    for key in ("epochs", "batch_size", "n_seeds"):
+        v = settings[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{where} {key}={v!r} must be a positive integer")
+    if not isinstance(settings["lr"], (int, float)) or isinstance(settings["lr"], bool) or not settings["lr"] > 0:
+        raise ValueError(f"{where} lr={settings['lr']!r} must be a positive number, e.g. 1e-3")
+    if not isinstance(settings["seed"], int) or isinstance(settings["seed"], bool) or settings["seed"] < 0:
+        raise ValueError(f"{where} seed={settings['seed']!r} must be a non-negative integer")
+    if not isinstance(settings["final_relu"], bool):
+        raise ValueError(f"{where} final_relu={settings['final_relu']!r} must be true or false")
+    rows = settings["max_train_rows"]
+    if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 0 or rows == 1):
+        raise ValueError(f"{where} max_train_rows={rows!r} must be 0 (all rows) or an integer >= 2")
+    settings["max_train_rows"] = rows or None
+    return settings
+
+
+def _architecture_evaluator(cfg, *, checkpoint: str | None = None, dataset: str | None = None):
+    """Load the data once; every trial trains its architecture from scratch (no checkpoint)."""
+    from . import data as _data
+
+    if checkpoint is not None:
+        raise ValueError("--checkpoint does not apply to kind 'architecture': every trial trains from scratch")
+    name = cfg.model.get("name", "jsc-three-linear")
+    if name != "jsc-three-linear":
+        raise ValueError(f"[model] name={name!r}: kind 'architecture' searches the hidden widths of 'jsc-three-linear'")
+    jsc = _data.load_jsc(dataset or cfg.data.get("source", "auto"), cfg.data.get("path"), verbose=False)
+    split = cfg.data.get("split", "val")
+
+    def evaluate(config: dict) -> dict[str, float]:
+        return evaluate_architecture(config["hidden"], jsc, split=split,
+                                     **{k: v for k, v in config.items() if k != "hidden"})
+    return evaluate
+
+
+def hidden_space(widths1, widths2=None, **train_settings):
+    """The kind-"architecture" search space over (h1, h2) as a :class:`labhelpers.search.Space`."""
+    widths2 = widths1 if widths2 is None else widths2
+    return architecture_space({"kind": "architecture", "hidden": {"h1": list(widths1), "h2": list(widths2)},
+                                "train": train_settings})
+
+
+def _register() -> None:
+    from . import search
+
+    search.register_kind("architecture", architecture_space, _architecture_evaluator, ARCHITECTURE_METRICS)
+
+
+_register()

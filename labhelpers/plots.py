@@ -85,3 +85,56 @@ def best_so_far(summary: pd.DataFrame, *, ylabel: str = "best so far", path: str
     fig.tight_layout()
     save(fig, path)
     return fig
+
+
+# ============================================================================= Lab 4
+
+def training_curves(history: pd.DataFrame, by: str, *, value: str = "val_accuracy", path: str | Path | None = None,
+                    title: str | None = None):
+    """``value`` per epoch, one line per value of ``by`` (e.g. the channel multiplier)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, group in history.groupby(by, sort=True):
+        ax.plot(group["epoch"], group[value], marker=".", label=f"{by} = {key}")
+    _axes(ax, xlabel="epoch", ylabel=value, title=title, legend=True)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def accuracy_vs(summaries: dict[str, pd.DataFrame], *, y: str = "val_accuracy", path: str | Path | None = None,
+                title: str | None = None, xlabel: str | None = None):
+    """Mean +- standard deviation of ``y`` over init seeds against each summary's index, one line per label.
+
+    ``summaries`` maps a label to a :func:`labhelpers.nas.seed_summary` table (columns ``<y>_mean``,
+    ``<y>_std``), e.g. accuracy vs channel multiplier for two model variants.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, table in summaries.items():
+        ax.errorbar(table.index, table[f"{y}_mean"], yerr=table[f"{y}_std"].fillna(0), marker="o", capsize=3,
+                    label=label)
+        ax.set_xticks(table.index.tolist())
+    _axes(ax, xlabel=xlabel or next(iter(summaries.values())).index.name, ylabel=f"{y} (mean +- std over seeds)",
+          title=title, legend=True)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def heatmap(pivot: pd.DataFrame, *, path: str | Path | None = None, title: str | None = None,
+            fmt: str | None = "{:.3f}", label: str = "val_accuracy"):
+    """A pivot table (rows x columns) as a colour map, e.g. accuracy over (h1, h2); ``fmt=None``: no numbers."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    image = ax.imshow(pivot.to_numpy(float), origin="lower", cmap="viridis", aspect="auto")
+    ax.set_xticks(range(pivot.shape[1]), pivot.columns.tolist())
+    ax.set_yticks(range(pivot.shape[0]), pivot.index.tolist())
+    for i in range(pivot.shape[0] if fmt else 0):
+        for j in range(pivot.shape[1]):
+            ax.text(j, i, fmt.format(pivot.iat[i, j]), ha="center", va="center", color="white", fontsize=8)
+    fig.colorbar(image, ax=ax, label=label)
+    ax.set_xlabel(pivot.columns.name or "")
+    ax.set_ylabel(pivot.index.name or "")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    save(fig, path)
+    return fig

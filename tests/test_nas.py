@@ -59,6 +59,53 @@ def test_uniform_search_saves_loadable_checkpoints(jsc, tmp_path):
     assert result.table["params"].tolist() == [661, 32 + 544 + 1056 + 165]
     paths = nas.save_checkpoints(result, jsc, tmp_path, epochs=1, seed=0)
     model, meta = models.load(paths[1], expected_model="jsc-three-linear", fingerprint=jsc.fingerprint)
-    assert meta["channel_multiplier"] == 2 and meta["model_kwargs"] == {"hidden": [32, 32]}
+    assert meta["channel_multiplier"] == 2 and meta["model_kwargs"] == {"hidden": [32, 32], "final_relu": True}
     val = train.evaluate_split(model, jsc, "val")
     assert val["accuracy"] == pytest.approx(result.table.loc[1, "val_accuracy"], abs=1e-6)  # torchmetrics is float32
+
+
+def test_ground_truth_means_over_init_seeds(jsc):
+    one = {s: nas.ground_truth(jsc, [(8, 16)], epochs=1, batch_size=256, seed=s, costs=False, progress=False)
+           for s in (4, 5)}
+    both = nas.ground_truth(jsc, [(8, 16)], epochs=1, batch_size=256, seed=4, n_seeds=2, costs=False, progress=False)
+    # init seeds 4 and 5 share seed 4's batch order: retrain seed 5's network on that order to compare
+    torch.manual_seed(5)
+    model = models.build("jsc-three-linear", hidden=[8, 16])
+    train.train(model, jsc, epochs=1, batch_size=256, seed=4, progress=False)
+    second = train.evaluate_split(model, jsc, "val")["accuracy"]
+    expected = (one[4].loc[0, "val_accuracy"] + second) / 2
+    assert both.loc[0, "val_accuracy"] == pytest.approx(expected, abs=0.002)
+    assert "val_accuracy_std" in both.columns and "val_accuracy_std" not in one[4].columns
+    with pytest.raises(ValueError, match="n_seeds=0"):
+        nas.ground_truth(jsc, [(8, 16)], epochs=1, n_seeds=0, progress=False)
+
+
+def test_costs_come_from_metrics(jsc):
+    table = nas.ground_truth(jsc, [(16, 32)], epochs=1, batch_size=256, progress=False)
+    row = table.iloc[0]
+    assert row["params"] == 1013 and row["macs"] == 16 * 16 + 16 + 16 * 32 + 32 * 5  # BatchNorm folds to 16 MACs
+    assert row["flops"] >= 2 * (16 * 16 + 16 * 32 + 32 * 5)
+    assert row["bops"] > 0
+
+
+def test_final_relu_variant_and_seed_summary(jsc, tmp_path):
+    result = nas.uniform_search(jsc, (1, 2), epochs=1, batch_size=256, n_seeds=2, final_relu=False, progress=False)
+    assert result.table["multiplier"].tolist() == [1, 2, 1, 2]
+    assert result.history.groupby("seed").size().to_dict() == {0: 2, 1: 2}
+    summary = nas.seed_summary(result.table, "multiplier")
+    assert summary["seeds"].tolist() == [2, 2] and summary["params"].tolist() == [661, 1797]
+    paths = nas.save_checkpoints(result, jsc, tmp_path, epochs=1, seed=0)
+    assert len(paths) == 2  # only init seed 0
+    model, meta = models.load(paths[0])
+    assert meta["model_kwargs"] == {"hidden": [16, 16], "final_relu": False}
+    assert not isinstance(model.seq_blocks[-1], torch.nn.ReLU)
+
+
+def test_evaluate_architecture_is_its_ground_truth_row(jsc):
+    kwargs = dict(epochs=1, batch_size=256, seed=2, n_seeds=2, final_relu=False)
+    measured = nas.evaluate_architecture((16, 8), jsc, **kwargs)
+    row = nas.ground_truth(jsc, [(16, 8)], progress=False, **kwargs).iloc[0]
+    assert measured["accuracy"] == row["val_accuracy"] and measured["params"] == row["params"]
+    assert isinstance(measured["params"], int)
+    with pytest.raises(ValueError, match="split='train'"):
+        nas.evaluate_architecture((16, 8), jsc, split="train")

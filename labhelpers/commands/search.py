@@ -44,7 +44,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import distributed, search
+    from .. import distributed, nas, search  # noqa: F401  (nas registers the search-space kind "architecture")
 
     _import(args.imports)
     cfg = search.load_config(args.config, sampler=args.sampler, n_trials=args.n_trials, seed=args.seed,
