@@ -6,6 +6,13 @@ over the two *hidden widths* (h1, h2) instead: Linear(16, h1) -> Linear(h1, h2) 
 always consistent. Every architecture is trained from its own fresh initialisation
 (``torch.manual_seed(seed)`` then ``models.build``) on the same batch order (``seed``), so the same
 architecture and seed retrain to the same numbers, alone or in a batch (see ``labhelpers.batched``).
+With ``n_seeds`` an architecture is trained from the init seeds ``seed, seed + 1, ...`` and scored by
+the mean: with MASE's final ReLU on the logits the seed-to-seed spread of one architecture is
+larger than the differences between widths (Lab 4, task 2), so ``final_relu`` is a setting too.
+
+Importing this module registers the search-space kind ``"architecture"`` with
+``labhelpers.search`` (the search CLI imports it): its TOML format is in :func:`architecture_space`,
+and every trial trains its architecture from scratch (:func:`evaluate_architecture`).
 """
 from __future__ import annotations
 
