@@ -79,3 +79,30 @@ def test_bad_configs_fail_with_one_line(setup, tmp_path, capsys, h1, args, messa
     assert _search(config, tmp_path / "runs", *args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_committed_configs_parse():
+    from labhelpers import search
+
+    single = search.load_config("configs/jsc_three_linear_nas.toml")
+    pareto = search.load_config("configs/jsc_three_linear_nas_pareto.toml")
+    assert single.kind == pareto.kind == "architecture" and single.space.size == 25
+    assert single.objective.directions == ["maximize"]
+    assert pareto.objective.directions == ["maximize", "minimize"] and pareto.sampler == "nsga2"
+    settings = single.space.to_config({"h1": 32, "h2": 64})
+    assert settings["hidden"] == (32, 64) and settings["epochs"] == 10 and settings["batch_size"] == 512
+
+
+def test_multi_objective_search_reports_a_pareto_front(setup, tmp_path, capsys):
+    root, _, _ = setup
+    config = tmp_path / "pareto.toml"
+    text = CONFIG.format(path=root / "jsc_small.npz", h1="[8, 16]").replace('sampler = "brute-force"', 'sampler = "nsga2"')
+    config.write_text(text.replace('accuracy = {direction = "maximize"}',
+                                   'accuracy = {direction = "maximize"}\nbops = {direction = "minimize"}'))
+    assert _search(config, tmp_path / "runs", "--n-trials", "4") == 0
+    trials = pd.read_csv(tmp_path / "runs" / "pareto-nsga2-seed0" / "trials.csv", index_col="trial")
+    best = pd.read_json(tmp_path / "runs" / "pareto-nsga2-seed0" / "best.json")
+    assert len(trials) == 4 and len(best) >= 1
+    for _, row in best.iterrows():  # no trial dominates a reported best one
+        assert not ((trials.accuracy >= row.accuracy) & (trials.bops <= row.bops)
+                    & ((trials.accuracy > row.accuracy) | (trials.bops < row.bops))).any()
