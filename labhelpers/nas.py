@@ -289,6 +289,9 @@ def _architecture_evaluator(cfg, *, checkpoint: str | None = None, dataset: str 
     def evaluate(config: dict) -> dict[str, float]:
         return evaluate_architecture(config["hidden"], jsc, split=split,
                                      **{k: v for k, v in config.items() if k != "hidden"})
+    # stored with the study: resuming it with other data or other training settings is refused
+    settings = {k: v for k, v in cfg.space.to_config(next(cfg.space.grid())).items() if k != "hidden"}
+    evaluate.context = {"dataset_fingerprint": jsc.fingerprint, "split": split, "train": settings}
     return evaluate
 
 

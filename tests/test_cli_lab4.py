@@ -106,3 +106,13 @@ def test_multi_objective_search_reports_a_pareto_front(setup, tmp_path, capsys):
     for _, row in best.iterrows():  # no trial dominates a reported best one
         assert not ((trials.accuracy >= row.accuracy) & (trials.bops <= row.bops)
                     & ((trials.accuracy > row.accuracy) | (trials.bops < row.bops))).any()
+
+
+def test_resuming_with_other_training_settings_is_refused(setup, tmp_path, capsys):
+    root, _, config = setup
+    assert _search(config, tmp_path / "runs", "--n-trials", "1") == 0
+    changed = tmp_path / "nas.toml"  # same study name (the file stem), 3 epochs instead of 2
+    changed.write_text(config.read_text().replace("epochs = 2", "epochs = 3"))
+    assert _search(changed, tmp_path / "runs", "--n-trials", "2") == 2
+    err = capsys.readouterr().err.strip()
+    assert "different train" in err and "\n" not in err
