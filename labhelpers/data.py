@@ -140,15 +140,29 @@ def _read_h5(path: Path) -> pd.DataFrame:
     return pd.DataFrame({name: table[name] for name in table.dtype.names})
 
 
-def read_openml(cache: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    """OpenML 42468 through scikit-learn, cached under ``cache``."""
+def openml_cache() -> Path:
+    """Where scikit-learn caches OpenML downloads (data/openml/, git-ignored)."""
+    return data_dir() / "openml"
+
+
+def openml_is_cached(cache: Path | None = None) -> bool:
+    cache = cache if cache is not None else openml_cache()
+    return (cache / "openml" / "openml.org" / "api" / "v1" / "json" / "data" / f"{OPENML_ID}.gz").is_file()
+
+
+def read_openml(cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """OpenML 42468 through ``sklearn.datasets.fetch_openml``, cached under ``cache`` (downloads once)."""
     from sklearn.datasets import fetch_openml
 
-    bunch = fetch_openml(data_id=OPENML_ID, data_home=str(cache), as_frame=True, parser="auto",
-                         download_if_missing=download)
-    frame = bunch.frame.copy()
+    cache = cache if cache is not None else openml_cache()
+    try:
+        bunch = fetch_openml(data_id=OPENML_ID, data_home=str(cache), as_frame=True, parser="auto", n_retries=1)
+    except OSError as exc:  # URLError when offline; also a cache that is corrupt and cannot be re-downloaded
+        raise ConnectionError(f"could not load OpenML {OPENML_ID} from cache {cache} nor download it "
+                              f"({type(exc).__name__}: {exc}); connect to the internet once (delete {cache} if "
+                              f"it is corrupt), or pass path=<hls4ml .h5/.parquet/.csv>, or use source='sim'") from None
     target = bunch.target_names[0] if bunch.target_names else "class"
-    return _check_frame(frame.rename(columns={target: "class"}), f"OpenML {OPENML_ID}")
+    return _check_frame(bunch.frame.rename(columns={target: "class"}), f"OpenML {OPENML_ID}")
 
 
 def sim_path() -> Path:
@@ -215,27 +229,17 @@ def load_jsc(source: str = "auto", path: str | Path | None = None, *, val_fracti
 
 
 def _read_source(source: str, path, verbose: bool):
-    cache = data_dir() / "openml"
     if source == "sim":
         p = Path(path) if path is not None else sim_path()
         return (*read_sim(p), "sim", str(p))
     if path is not None:
         return (*read_table(path), "real", str(path))
-    if source == "real":
-        try:
-            return (*read_openml(cache, download=True), "real", f"openml:{OPENML_ID}")
-        except (OSError, ConnectionError) as exc:
-            raise ConnectionError(f"could not download OpenML {OPENML_ID} ({type(exc).__name__}); "
-                                  f"connect to the internet once, or pass path= a local .h5/.parquet/.csv, "
-                                  f"or use source='sim'") from None
-    try:
-        x, y = read_openml(cache, download=False)
-        return x, y, "real", f"openml:{OPENML_ID}"
-    except OSError:  # not cached: sklearn raises OSError when download_if_missing=False
-        if verbose:
-            print(f"JSC: using the simulated dataset {sim_path().name} (real data: load_jsc('real') "
-                  f"downloads OpenML {OPENML_ID} once, or pass path=<hls4ml .h5>)")
-        return (*read_sim(), "sim", str(sim_path()))
+    if source == "real" or openml_is_cached():
+        return (*read_openml(), "real", f"openml:{OPENML_ID}")
+    if verbose:
+        print(f"JSC: using the simulated dataset data/{sim_path().name} (for the real hls4ml data run "
+              f"load_jsc('real') once online, or pass path=<hls4ml .h5>)")
+    return (*read_sim(), "sim", str(sim_path()))
 
 
 # ----------------------------------------------------------------------------- batches
