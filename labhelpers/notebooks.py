@@ -473,32 +473,40 @@ def check_errors(nb) -> list[dict]:
 
 def self_check_sources(reference) -> list[str]:
     """Sources of the reference's self-check cells: code cells whose stored output prints '... passed'."""
-    return [_normal(nb_cell.source) for nb_cell in reference.cells
-            if nb_cell.cell_type == "code" and _passed_lines(nb_cell)]
+    return [cell.source for cell in reference.cells if cell.cell_type == "code" and _passed_lines(cell)]
 
 
 def check_self_checks(nb, reference) -> list[dict]:
-    """Every self-check cell of the reference is present unchanged in ``nb`` and printed its 'passed' lines."""
-    by_source = {_normal(nb.cells[i].source): i for i in code_indices(nb)}
-    problems = []
+    """Every self-check cell of the reference is in ``nb`` (its lines outside the solution unchanged, in order)
+    and printed as many 'passed' lines as in the reference."""
+    problems, used = [], set()
     for ref_cell in (c for c in reference.cells if c.cell_type == "code" and _passed_lines(c)):
-        index = by_source.get(_normal(ref_cell.source))
+        wanted = _released_lines(ref_cell.source)
+        index = next((i for i in code_indices(nb) if i not in used and _in_order(wanted, _released_lines(nb.cells[i].source))), None)
         if index is None:
-            first = _short(ref_cell.source.strip().splitlines()[0], 50)
-            problems.append({"cell": f"self-check `{first}`", "index": None, "task": None,
-                             "message": "is missing or was edited (self-check cells must stay as released)"})
-        elif len(_passed_lines(nb.cells[index])) < len(_passed_lines(ref_cell)):
-            problems.append(_problem(nb, index, "did not print its 'passed' line"))
+            problems.append({"cell": f"self-check `{_short(wanted[-1] if wanted else '', 50)}`", "index": None,
+                             "task": None, "message": "is missing or was edited (self-check lines must stay as released)"})
+            continue
+        used.add(index)
+        if len(_passed_lines(nb.cells[index])) < len(_passed_lines(ref_cell)):
+            problems.append(_problem(nb, index, "did not print its 'passed' line(s)"))
     return problems
+
+
+def _released_lines(source: str) -> list[str]:
+    """A cell's non-blank lines outside solution blocks (what the student notebook shows, minus the stub)."""
+    stripped = strip_solutions(source) if BEGIN in source else source
+    return [line.rstrip() for line in stripped.splitlines() if line.strip() and line.strip() not in (STUB, "# YOUR CODE HERE")]
+
+
+def _in_order(wanted: list[str], lines: list[str]) -> bool:
+    remaining = iter(lines)
+    return all(line in remaining for line in wanted)
 
 
 def _passed_lines(cell) -> list[str]:
     text = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("name") == "stdout")
     return [line for line in text.splitlines() if _PASSED.search(line.strip())]
-
-
-def _normal(source: str) -> str:
-    return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
 def check_reproduces(nb, notebook_dir, timeout_per_cell=None, progress=False) -> list[dict]:

@@ -161,3 +161,13 @@ def test_cli_input_errors_are_one_line(tmp_path, reference, capsys):
     nbformat.write(nbformat.v4.new_notebook(), tmp_path / "whatever.ipynb")
     assert cli.main(["grade", str(tmp_path / "whatever.ipynb")]) == 2
     assert "--lab 3 or --lab 4" in capsys.readouterr().err
+
+
+def test_failing_self_check_inside_a_solution_cell_fails(reference, tmp_path):
+    """Self-checks may share the cell with the solution (as in Lab 3); the check still finds and names it."""
+    nb = notebooks.read(reference)
+    index = cell_index(nb, "def offset")
+    nb.cells[index].source = nb.cells[index].source.replace("v + delta", "v - delta")
+    report = notebooks.grade(write(execute(nb, reference.parent), tmp_path), reference=reference)
+    [problem] = failed(report)[SELF_CHECKS]
+    assert problem["index"] == index and "passed' line" in problem["message"]

@@ -196,3 +196,18 @@ def test_committed_lab_holds_a_clean_top_to_bottom_run(lab):
     assert notebooks.self_check_sources(nb), "no self-check cell printed 'passed'"
     assert notebooks.solution_count(nb) > 0
     assert "papermill" not in nb.metadata, "store outputs with `run-labs --in-place`, not papermill's output"
+
+
+def test_lab3_fast_runs_twice_with_identical_checked_outputs(tmp_path):
+    """Two fresh papermill runs of Lab 3 with fast=True agree on every checked output (nbval covers defaults)."""
+    path = _lab_or_skip("lab3")
+    runs = [notebooks.run_notebook(path, tmp_path / f"run{i}", {"fast": True}, progress=False) for i in (1, 2)]
+    assert [r["error"] for r in runs] == [None, None]
+    first, second = (notebooks.read(r["output"]) for r in runs)
+    patterns = notebooks.sanitize_patterns()
+    checked = [i for i in notebooks.code_indices(first) if notebooks.output_checked(first.cells[i])]
+    differing = [notebooks.cell_label(first, i) for i in checked
+                 if notebooks.first_difference(notebooks.comparable(first.cells[i].outputs, patterns),
+                                               notebooks.comparable(second.cells[i].outputs, patterns))]
+    assert differing == []
+    assert sum(bool(first.cells[i].outputs) for i in checked) >= 10

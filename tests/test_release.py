@@ -9,18 +9,23 @@ from labhelpers import cli, notebooks
 
 
 def paste_solutions(student, original):
-    """What a student does: put the solution lines back where each stub is."""
+    """What a student does: replace each stub by the solution lines, in order."""
+    bodies = [_solution_body(block) for cell in original.cells for block in cell.source.split(notebooks.BEGIN)[1:]]
     done = nbformat.from_dict(student)
-    solved = [c.source for c in original.cells if notebooks.BEGIN in c.source]
-    stubbed = [c for c in done.cells if notebooks.STUB in c.source]
-    assert len(solved) == len(stubbed)
-    for cell, source in zip(stubbed, solved):
-        lines = source.splitlines()
-        body = lines[lines.index(next(l for l in lines if l.strip() == notebooks.BEGIN)) + 1:
-                     lines.index(next(l for l in lines if l.strip() == notebooks.END))]
-        stub = [l for l in cell.source.splitlines() if l.strip() in ("# YOUR CODE HERE", notebooks.STUB)]
-        cell.source = cell.source.replace("\n".join(stub), "\n".join(body))
+    for cell in (c for c in done.cells if notebooks.STUB in c.source):
+        lines = []
+        for line in cell.source.splitlines():
+            if line.strip() == notebooks.STUB:
+                lines += bodies.pop(0)
+            elif line.strip() != "# YOUR CODE HERE":
+                lines.append(line)
+        cell.source = "\n".join(lines)
+    assert bodies == []
     return done
+
+
+def _solution_body(block: str) -> list[str]:
+    return block.split(notebooks.END)[0].splitlines()[1:-1]
 
 
 def test_strip_solutions_keeps_signature_docstring_and_indentation():
