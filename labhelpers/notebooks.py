@@ -383,15 +383,15 @@ def run_notebook(path, out_dir, parameters=None, progress=True, timeout_per_cell
 
 
 def _running_cell(output: Path, nb, params) -> str:
-    """Label of the cell papermill marked as running in its last save of ``output``."""
+    """Label of the last cell papermill started, from its last save of ``output``."""
     try:
         cells = read(output).cells
     except (FileNotFoundError, ValueError):
         return "a cell"
-    running = [i for i, c in enumerate(cells) if c.get("metadata", {}).get("papermill", {}).get("status") == "running"]
-    if not running:
+    started = [i for i, c in enumerate(cells) if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
         return "a cell"
-    index = running[0] - (1 if params and running[0] > parameters_index(nb) else 0)
+    index = started[-1] - (1 if params and started[-1] > parameters_index(nb) else 0)
     return cell_label(nb, index)
 
 

@@ -211,3 +211,10 @@ def test_lab3_fast_runs_twice_with_identical_checked_outputs(tmp_path):
                                                notebooks.comparable(second.cells[i].outputs, patterns))]
     assert differing == []
     assert sum(bool(first.cells[i].outputs) for i in checked) >= 10
+
+
+def test_run_names_the_cell_that_exceeds_the_time_limit(project, tmp_path):
+    slow = _variant(project, "mini_lab_slow.ipynb",
+                    lambda nb: nb.cells.insert(2, nbformat.v4.new_code_cell("import time\ntime.sleep(6)")))
+    _, [result] = notebooks.run_labs(notebooks=[slow], out=tmp_path / "run", progress=False, timeout_per_cell=2)
+    assert result["error"] == "mini_lab_slow.ipynb: Cell 1 (In [ ]) `import time` exceeded the 2 s time limit"
