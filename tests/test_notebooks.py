@@ -195,7 +195,7 @@ def test_committed_lab_holds_a_clean_top_to_bottom_run(lab):
     assert notebooks.output_problems(nb) == []
     assert notebooks.self_check_sources(nb), "no self-check cell printed 'passed'"
     assert notebooks.solution_count(nb) > 0
-    assert "papermill" not in nb.metadata, "store outputs with `run-labs --in-place`, not papermill's output"
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells), "default parameters only"
 
 
 def test_lab3_fast_runs_twice_with_identical_checked_outputs(tmp_path):
