@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import cell_index, make_project
+from conftest import cell_index
 from labhelpers import cli, notebooks
 
 
