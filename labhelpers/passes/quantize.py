@@ -1,0 +1,168 @@
+"""Fixed-point quantization of ``nn.Linear`` layers: ``quantize_transform_pass`` and ``LinearInteger``.
+
+A fixed-point number with ``width`` bits of which ``frac_width`` are fractional is::
+
+    q(x) = clamp(round(x * 2**frac_width), -2**(width-1), 2**(width-1) - 1) / 2**frac_width
+
+computed by ``torch.fake_quantize_per_tensor_affine`` (scale ``2**-frac_width``, zero point 0). It
+rounds ties to even (0.5 -> 0, 1.5 -> 2, 2.5 -> 2), as ``torch.round`` does; hls4ml's default
+``ap_fixed`` mode truncates instead, so its numbers can differ by one step. Its gradient passes
+straight through inside the range and is 0 outside (the straight-through estimator). Values are
+emulated in float32, so widths above 24 significant bits are limited by float32's mantissa.
+
+The pass config follows MASE::
+
+    {"by": "type",                                   # or "name" (node names like "seq_blocks_2")
+     "default": {"config": {"name": "NA"}},          # "NA" (or None) leaves a layer in float
+     "linear": {"config": {"name": "integer",
+                           "data_in_width": 8, "data_in_frac_width": 4,
+                           "weight_width": 8, "weight_frac_width": 4,
+                           "bias_width": 8, "bias_frac_width": 4}}}
+"""
+from __future__ import annotations
+
+import numbers
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..graph import Graph, node_config, validate_pass_args
+
+PREFIXES = ("data_in", "weight", "bias")
+FIELDS = tuple(f"{p}_{s}" for p in PREFIXES for s in ("width", "frac_width"))
+FLOAT_NAMES = ("NA", None)  # MASE spells "leave this layer alone" as name = "NA" (TOML has no null)
+MAX_WIDTH = 32
+
+
+def fixed_point(x: torch.Tensor, width: int, frac_width: int) -> torch.Tensor:
+    """Round ``x`` to signed fixed point (``width`` bits, ``frac_width`` fractional), ties to even."""
+    _check_width("width", width, 1, MAX_WIDTH)
+    _check_width("frac_width", frac_width, 0, width)
+    return torch.fake_quantize_per_tensor_affine(x, 2.0 ** -frac_width, 0, -2 ** (width - 1), 2 ** (width - 1) - 1)
+
+
+def _check_width(field: str, value, low: int, high: int, where: str = "") -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise ValueError(f"{where}{field}={value!r} must be an integer in [{low}, {high}]")
+    if not low <= value <= high:
+        raise ValueError(f"{where}{field}={value!r} is out of range; allowed {low} <= {field} <= {high}")
+
+
+def check_config(config: dict, where: str = "") -> dict | None:
+    """Validate one layer config; return it with plain-int widths, or None for a layer left in float."""
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}config must be a table of widths, got {config!r}")
+    name = config.get("name", "integer")
+    if name in FLOAT_NAMES:
+        return None
+    if name != "integer":
+        raise ValueError(f"{where}name={name!r} is unknown; use 'integer' (fixed point) or 'NA' (leave in float)")
+    unknown = sorted(set(config) - set(FIELDS) - {"name"})
+    if unknown:
+        raise ValueError(f"{where}unknown config key(s) {unknown}; allowed: ['name', {', '.join(map(repr, FIELDS))}]")
+    missing = [f for f in FIELDS if f not in config]
+    if missing:
+        raise ValueError(f"{where}config lacks {missing}; an 'integer' layer needs all of {list(FIELDS)}")
+    for prefix in PREFIXES:
+        width = config[f"{prefix}_width"]
+        _check_width(f"{prefix}_width", width, 1, MAX_WIDTH, where)
+        _check_width(f"{prefix}_frac_width", config[f"{prefix}_frac_width"], 0, int(width), where)
+    return {"name": "integer", **{f: int(config[f]) for f in FIELDS}}
+
+
+class LinearInteger(nn.Linear):
+    """``nn.Linear`` whose input, weight and bias are rounded to fixed point before the matmul.
+
+    The output is the float accumulation of the quantized operands (no output quantization).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, config: dict):
+        super().__init__(in_features, out_features, bias=bias)
+        self.config = check_config(config) or {}
+        if not self.config:
+            raise ValueError("LinearInteger needs an 'integer' config; leave float layers as nn.Linear")
+        for field, value in self.config.items():
+            if field != "name":
+                setattr(self, field, value)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, config: dict) -> "LinearInteger":
+        """A LinearInteger holding a copy of ``linear``'s float weights."""
+        q = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, config=config)
+        q.load_state_dict(linear.state_dict())
+        return q.train(linear.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = fixed_point(x, self.data_in_width, self.data_in_frac_width)
+        w = fixed_point(self.weight, self.weight_width, self.weight_frac_width)
+        b = None if self.bias is None else fixed_point(self.bias, self.bias_width, self.bias_frac_width)
+        return F.linear(x, w, b)
+
+    def extra_repr(self) -> str:
+        widths = ", ".join(f"{p}=({getattr(self, p + '_width')}, {getattr(self, p + '_frac_width')})" for p in PREFIXES)
+        return f"{super().extra_repr()}, {widths}"
+
+
+def quantize_transform_pass(graph: Graph, pass_args: dict) -> tuple[Graph, dict]:
+    """Replace the selected ``nn.Linear`` nodes of a copy of ``graph`` by ``LinearInteger``.
+
+    Returns ``(quantized copy, info)`` where ``info["quantized"]`` maps node name -> applied config and
+    ``info["float"]`` lists the linear nodes left in float. Neither ``graph`` nor ``pass_args`` is
+    modified. Linear layers that are already LinearInteger are re-quantized from their float weights.
+    """
+    by = validate_pass_args(graph, pass_args, types={"linear"})
+    types = graph.node_types()
+    configs = {}
+    for node, node_type in types.items():
+        raw = node_config(pass_args, node, node_type)
+        config = None if raw is None else check_config(raw, where=f"pass_args[{_key(pass_args, by, node, node_type)!r}]: ")
+        if config is not None and node_type != "linear" and by == "name" and node in pass_args:
+            raise ValueError(f"pass_args key {node!r} is a {node_type} node; quantize_transform_pass acts on "
+                             f"linear nodes only: {[n for n, t in types.items() if t == 'linear']}")
+        configs[node] = config
+    out = graph.copy()
+    info = {"quantized": {}, "float": []}
+    for node, module in out.modules.items():
+        if types[node] != "linear":
+            continue
+        if configs[node] is None:
+            info["float"].append(node)
+            continue
+        out.replace_module(node, LinearInteger.from_linear(_as_float_linear(module), configs[node]))
+        info["quantized"][node] = configs[node]
+    return out, info
+
+
+def _key(pass_args: dict, by: str, node: str, node_type: str) -> str:
+    key = node if by == "name" else node_type
+    return key if key in pass_args else "default"
+
+
+def _as_float_linear(module: nn.Linear) -> nn.Linear:
+    """The float layer to quantize: a plain Linear with the same weights (stored weights stay float)."""
+    if type(module) is nn.Linear:
+        return module
+    plain = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
+    plain.load_state_dict({k: v for k, v in module.state_dict().items() if k in ("weight", "bias")})
+    return plain
+
+
+def load_pass_args(path) -> dict:
+    """The ``[passes.quantize]`` table of a MASE-style transform TOML as pass_args."""
+    import tomllib
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config {path} does not exist; see configs/jsc_tiny_int8.toml for an example")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(raw) - {"passes"}) or sorted(set(raw.get("passes", {})) - {"quantize"})
+    if unknown:
+        raise ValueError(f"config {path} has unknown table(s) {unknown}; a transform config holds only [passes.quantize]")
+    if "quantize" not in raw.get("passes", {}):
+        raise ValueError(f"config {path} lacks [passes.quantize]; see configs/jsc_tiny_int8.toml")
+    return raw["passes"]["quantize"]
