@@ -218,3 +218,9 @@ def test_run_names_the_cell_that_exceeds_the_time_limit(project, tmp_path):
                     lambda nb: nb.cells.insert(2, nbformat.v4.new_code_cell("import time\ntime.sleep(6)")))
     _, [result] = notebooks.run_labs(notebooks=[slow], out=tmp_path / "run", progress=False, timeout_per_cell=2)
     assert result["error"] == "mini_lab_slow.ipynb: Cell 1 (In [ ]) `import time` exceeded the 2 s time limit"
+
+
+def test_new_run_dir_is_a_fresh_timestamped_folder(tmp_path):
+    first, second = notebooks.new_run_dir(tmp_path), notebooks.new_run_dir(tmp_path)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.name[:8].isdigit() and first.name[8] == "-" and second.name.startswith(first.name[:15])
