@@ -165,6 +165,9 @@ def read_openml(cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     return _check_frame(bunch.frame.rename(columns={target: "class"}), f"OpenML {OPENML_ID}")
 
 
+_SIM_ORIGIN = "data/jsc_sim.npz"  # printed instead of the absolute path, so notebook outputs don't vary by machine
+
+
 def sim_path() -> Path:
     return data_dir() / "jsc_sim.npz"
 
@@ -231,7 +234,7 @@ def load_jsc(source: str = "auto", path: str | Path | None = None, *, val_fracti
 def _read_source(source: str, path, verbose: bool):
     if source == "sim":
         p = Path(path) if path is not None else sim_path()
-        return (*read_sim(p), "sim", str(p))
+        return (*read_sim(p), "sim", str(path) if path is not None else _SIM_ORIGIN)
     if path is not None:
         return (*read_table(path), "real", str(path))
     if source == "real" or openml_is_cached():
@@ -239,7 +242,7 @@ def _read_source(source: str, path, verbose: bool):
     if verbose:
         print(f"JSC: using the simulated dataset data/{sim_path().name} (for the real hls4ml data run "
               f"load_jsc('real') once online, or pass path=<hls4ml .h5>)")
-    return (*read_sim(), "sim", str(sim_path()))
+    return (*read_sim(), "sim", _SIM_ORIGIN)
 
 
 # ----------------------------------------------------------------------------- batches

@@ -51,6 +51,8 @@ name resumes it and only runs the remaining trial budget.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import itertools
 import math
 import numbers
@@ -233,7 +235,14 @@ def _quantize_evaluator(cfg: "SearchConfig", *, checkpoint: str | None = None, d
     graph = _graph.trace(model)
     _quantize.quantize_transform_pass(graph, cfg.space.to_config(next(cfg.space.grid())))  # node names/types
     with_latency = any(m.startswith("latency") for m in cfg.objective.metrics)
-    return _metrics.evaluator(graph, jsc, split=data_cfg.get("split", "val"), with_latency=with_latency)
+    evaluate = _metrics.evaluator(graph, jsc, split=data_cfg.get("split", "val"), with_latency=with_latency)
+    evaluate.context = {"dataset_fingerprint": jsc.fingerprint, "checkpoint_sha256": _sha256(path),
+                        "split": data_cfg.get("split", "val")}
+    return evaluate
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 register_kind("quantize", quantize_space, _quantize_evaluator, QUANTIZE_METRICS)
@@ -366,7 +375,8 @@ class SearchResult:
 def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, sampler: str = "tpe",
         n_trials: int | None = None, seed: int = 0, study_name: str = "search", storage: str | None = None,
         run_root: str | Path = DEFAULT_RUN_ROOT, write: bool = True, resume: bool = True,
-        progress: bool = True, worker: int = 0, requeue_failed: bool = True) -> SearchResult:
+        progress: bool = True, worker: int = 0, requeue_failed: bool = True,
+        context: dict | None = None) -> SearchResult:
     """Run (or resume) a seeded study; record every metric as trial user attributes.
 
     ``n_trials`` is the total budget of the study, counted in completed trials (default: the size of
@@ -377,6 +387,8 @@ def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, 
     A trial whose evaluation raises is recorded as FAIL with ``user_attrs["error"]``, and the run goes
     on; ``worker`` (sampler seed ``seed + worker``) and ``requeue_failed`` serve several workers on one
     study: see :mod:`labhelpers.distributed`.
+    ``context`` (plain data: dataset fingerprint, checkpoint hash, space...) is stored with a new study;
+    resuming a study whose stored context differs raises instead of mixing results of different runs.
     """
     n_trials = space.size if n_trials is None else n_trials
     if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
@@ -388,6 +400,7 @@ def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, 
         if not resume:
             _delete_study(study_name, store)
         study = _open_study(space, objective, sampler, distributed.worker_seed(sampler, seed, worker), study_name, store)
+        _check_context(study, context, run_dir)
         budget, points = distributed.budget(space, sampler, n_trials)
         if requeue_failed:
             distributed.prepare(study, points)
@@ -414,6 +427,21 @@ def _open_study(space, objective, sampler, seed, study_name, storage) -> optuna.
         raise ValueError(f"study {study_name!r} already exists with directions {existing}, not {objective.directions}; "
                          f"choose another --study-name")
     return study
+
+
+def _check_context(study: optuna.Study, context: dict | None, run_dir: Path) -> None:
+    """Store ``context`` with a new study; refuse to resume one that was run in a different context."""
+    if context is None:
+        return
+    context = json.loads(json.dumps(context, sort_keys=True, default=str))
+    stored = study.user_attrs.get("context")
+    if stored is None:
+        study.set_user_attr("context", context)
+    elif stored != context:
+        changed = sorted(k for k in set(stored) | set(context) if stored.get(k) != context.get(k))
+        raise ValueError(f"study {study.study_name!r} exists with a different {', '.join(changed)} "
+                         f"(stored {[stored.get(k) for k in changed]}, now {[context.get(k) for k in changed]}); "
+                         f"resuming would mix results: pass another --study-name or delete {run_dir}")
 
 
 def _delete_study(study_name: str, storage) -> None:
@@ -577,8 +605,10 @@ def run_config(cfg: SearchConfig, *, checkpoint: str | None = None, dataset: str
                **run_kwargs) -> SearchResult:
     """Build the kind's evaluator from the config and :func:`run` the study it describes."""
     evaluate = KINDS[cfg.kind].evaluator(cfg, checkpoint=checkpoint, dataset=dataset)
+    context = {"kind": cfg.kind, "space": {k: [str(c) for c in v] for k, v in cfg.space.choices.items()},
+               **getattr(evaluate, "context", {})}
     kwargs = {"sampler": cfg.sampler, "n_trials": cfg.n_trials, "seed": cfg.seed,
-              "study_name": default_study_name(cfg), **run_kwargs}
+              "study_name": default_study_name(cfg), "context": context, **run_kwargs}
     return run(cfg.space, evaluate, cfg.objective, **kwargs)
 
 

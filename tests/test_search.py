@@ -173,6 +173,17 @@ def test_resuming_with_other_directions_is_refused(tiny_setup, tmp_path):
         search.run(cfg.space, evaluate, two, n_trials=2, study_name="dir", run_root=tmp_path, progress=False)
 
 
+def test_resuming_on_other_data_or_checkpoint_is_refused(tiny_setup, tmp_path):
+    _, evaluate = tiny_setup
+    cfg = search.parse_config(_raw())
+    kwargs = dict(sampler="brute-force", study_name="ctx", run_root=tmp_path, progress=False)
+    search.run(cfg.space, evaluate, cfg.objective, n_trials=2, context={"dataset_fingerprint": "aaaa"}, **kwargs)
+    resumed = search.run(cfg.space, evaluate, cfg.objective, n_trials=3, context={"dataset_fingerprint": "aaaa"}, **kwargs)
+    assert len(resumed.table) == 3
+    with pytest.raises(ValueError, match="different dataset_fingerprint.*another --study-name"):
+        search.run(cfg.space, evaluate, cfg.objective, n_trials=4, context={"dataset_fingerprint": "bbbb"}, **kwargs)
+
+
 # ----------------------------------------------------------------------------- a custom kind (how Lab 4 plugs in)
 
 def test_generic_space_and_registry():
