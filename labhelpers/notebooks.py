@@ -19,9 +19,11 @@ import contextlib
 import copy
 import datetime
 import json
+import logging
 import math
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -197,27 +199,34 @@ def _failure(nb, index, message) -> dict:
 
 @contextlib.contextmanager
 def sandbox(notebook_dir):
-    """A temporary copy of the project layout around ``notebook_dir``, for runs that must not write into it.
+    """A temporary copy of the project around ``notebook_dir``, for runs that must not write into it.
 
-    Siblings of ``notebook_dir`` (checkpoints, data, configs ...) and its non-notebook files are
-    symlinked; ``imgs/`` and ``runs/`` are fresh empty folders. Yields the cwd to execute in.
+    Folders and files next to ``notebook_dir`` (checkpoints, configs ...) and its non-notebook files
+    are copied, so a run that writes them changes only the copy; ``data/`` (large, read-only input)
+    is linked; ``imgs/`` and ``runs/`` start empty. Yields the cwd to execute in.
     """
     notebook_dir = Path(notebook_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="labhelpers-") as tmp:
         root, cwd = Path(tmp), Path(tmp) / notebook_dir.name
         cwd.mkdir()
-        _link_entries(notebook_dir.parent, root, skip={notebook_dir.name, "imgs", "runs"})
-        _link_entries(notebook_dir, cwd, skip={"imgs", "runs"}, skip_suffix=".ipynb")
+        _copy_entries(notebook_dir.parent, root, skip={notebook_dir.name, "imgs", "runs"})
+        _copy_entries(notebook_dir, cwd, skip={"imgs", "runs"}, skip_suffix=".ipynb")
         for name in ("imgs", "runs"):
             (root / name).mkdir()
         yield cwd
 
 
-def _link_entries(source: Path, target: Path, skip, skip_suffix=None) -> None:
+def _copy_entries(source: Path, target: Path, skip, skip_suffix=None) -> None:
     for entry in source.iterdir():
         if entry.name.startswith(".") or entry.name in skip or (skip_suffix and entry.suffix == skip_suffix):
             continue
-        (target / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+        if entry.name == "data":
+            (target / entry.name).symlink_to(entry, target_is_directory=True)
+        elif entry.is_dir():
+            shutil.copytree(entry, target / entry.name, symlinks=True,
+                            ignore=shutil.ignore_patterns(".*", "__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(entry, target / entry.name)
 
 
 # ---------------------------------------------------------------- comparing outputs (as nbval does)
@@ -369,9 +378,10 @@ def run_notebook(path, out_dir, parameters=None, progress=True, timeout_per_cell
     output = out_dir / path.name
     result = {"notebook": str(path), "output": str(output), "parameters": params, "error": None}
     try:
-        papermill.execute_notebook(path, output, parameters=params, cwd=path.parent, kernel_manager_class=_kernel_manager_class(),
-                                   progress_bar={"desc": path.stem} if progress else False,
-                                   execution_timeout=timeout_per_cell)
+        with _quiet("papermill"):  # its regex parameter parser warns on lines ast (above) reads fine
+            papermill.execute_notebook(path, output, parameters=params, cwd=path.parent,
+                                       kernel_manager_class=_kernel_manager_class(), execution_timeout=timeout_per_cell,
+                                       progress_bar={"desc": path.stem} if progress else False)
     except papermill.PapermillExecutionError as exc:
         index = exc.cell_index - (1 if params and exc.cell_index > parameters_index(nb) else 0)
         result["error"] = f"{path.name}: {cell_label(nb, index, exc.exec_count)} raised {exc.ename}: {exc.evalue}"
@@ -379,6 +389,17 @@ def run_notebook(path, out_dir, parameters=None, progress=True, timeout_per_cell
         why = f"exceeded the {timeout_per_cell:g} s time limit" if isinstance(exc, CellTimeoutError) else "killed the kernel"
         result["error"] = f"{path.name}: {_running_cell(output, nb, params)} {why}"
     return result
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _running_cell(output: Path, nb, params) -> str:

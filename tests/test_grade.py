@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import cell_index
+from conftest import cell_index, make_project
 from labhelpers import cli, notebooks
 
 ORDER, ERRORS, SELF_CHECKS, REPRODUCE = notebooks.CHECKS
@@ -125,16 +125,22 @@ def test_cell_time_limit_names_the_cell(reference, tmp_path):
     assert problem["cell"].startswith("Cell 1 (In [2]) `import time`")
 
 
-def test_submission_runs_in_this_interpreter_and_a_sandbox(faithful, reference, tmp_path):
-    """The submission cannot pick the kernel, and its re-run cannot write into the project folder."""
-    nb = copy.deepcopy(faithful)
-    nb.metadata.kernelspec = {"name": "no-such-kernel", "display_name": "x", "language": "python"}
-    before = sorted(p.name for p in (reference.parent.parent / "imgs").iterdir())
-    (reference.parent.parent / "imgs" / "mini_lab_hist.png").unlink()
-    assert notebooks.grade(write(nb, tmp_path), reference=reference)["passed"]
-    assert not (reference.parent.parent / "imgs" / "mini_lab_hist.png").exists()
-    nbformat.write(notebooks.read(reference), reference)  # (figure removal only matters to this test)
-    assert before == ["mini_lab_hist.png"]
+def test_submission_runs_in_this_interpreter_and_a_sandbox(reference, tmp_path):
+    """The submission cannot pick the kernel, and its re-run writes only into a temporary copy of the project."""
+    root = reference.parent.parent
+    (root / "checkpoints").mkdir(exist_ok=True)
+    (root / "checkpoints" / "model.txt").write_text("committed")
+    figure = root / "imgs" / "mini_lab_hist.png"
+    stamp = figure.stat().st_mtime_ns
+    student = make_project(tmp_path / "student", reference)  # the student's own clone
+    (student.parent.parent / "checkpoints").mkdir()
+    nb = notebooks.read(reference)
+    nb.cells.append(nbformat.v4.new_code_cell('with open("../checkpoints/model.txt", "w") as f:\n    f.write("overwritten")'))
+    submission = execute(nb, student.parent)
+    submission.metadata.kernelspec = {"name": "no-such-kernel", "display_name": "x", "language": "python"}
+    assert notebooks.grade(write(submission, tmp_path), reference=reference)["passed"]
+    assert (root / "checkpoints" / "model.txt").read_text() == "committed"
+    assert figure.stat().st_mtime_ns == stamp
 
 
 def test_cli_json_and_exit_codes(faithful, reference, tmp_path, capsys):
