@@ -114,7 +114,14 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_a_rerun_finishes(env, backe
     argv = [sys.executable, "-m", "labhelpers", "search", "--config", str(config), "--import", "fault_kind",
             "--storage", storage, "--study-name", f"kill-{backend}", "--workers", "2", "--heartbeat", "1", "--no-progress"]
 
-    first = _run_killing_hung_workers(argv, hang, n=2)  # the second worker hangs too: on a retry or a duplicate
+    def some_trial_completed() -> bool:  # kill only then, so that there is a completed trial to keep intact
+        try:
+            study = optuna.load_study(study_name=f"kill-{backend}", storage=storage if "://" in storage else _journal(storage))
+        except KeyError:  # the study is not created yet
+            return False
+        return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+    first = _run_killing_hung_workers(argv, hang, n=2, ready=some_trial_completed)  # the second worker hangs too
     assert first.returncode == 1, first.stdout + first.stderr
     assert "worker 0 was killed by SIGKILL" in first.stdout and "worker 1 was killed by SIGKILL" in first.stdout
     study = optuna.load_study(study_name=f"kill-{backend}", storage=storage if "://" in storage else _journal(storage))
@@ -138,13 +145,15 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_a_rerun_finishes(env, backe
     assert len(retries) == 1 and len(done) <= 2  # one retry for the two lost trials; at most one per worker
 
 
-def _run_killing_hung_workers(argv, hang: Path, n: int) -> subprocess.CompletedProcess:
-    """Run ``argv``; SIGKILL each worker that reports hanging (its pid in ``<hang>.<pid>``), ``n`` of them."""
+def _run_killing_hung_workers(argv, hang: Path, n: int, ready=lambda: True) -> subprocess.CompletedProcess:
+    """Run ``argv``; SIGKILL each worker that reports hanging (its pid in ``<hang>.<pid>``), ``n`` of them,
+    once ``ready()`` (hung workers wait meanwhile: nothing kills them early)."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     killed, deadline = set(), time.monotonic() + 240
     try:
         while len(killed) < n and time.monotonic() < deadline and proc.poll() is None:
-            for flag in hang.parent.glob(hang.name + ".*"):
+            flags = list(hang.parent.glob(hang.name + ".*"))
+            for flag in flags if flags and ready() else []:
                 pid = int(flag.read_text())
                 if pid not in killed:
                     os.kill(pid, signal.SIGKILL)
