@@ -56,7 +56,6 @@ import json
 import itertools
 import math
 import numbers
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +66,7 @@ import optuna
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ._toml import read_toml
 from .passes import quantize as _quantize
 
 DEFAULT_RUN_ROOT = Path("runs/search")
@@ -522,12 +522,7 @@ def load_config(path: str | Path, **setup_overrides) -> SearchConfig:
     ``[search.strategy.setup]`` values, as the CLI flags do.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config {path} does not exist; see configs/ for examples")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config {path} is not valid TOML: {exc}") from None
+    raw = read_toml(path, "configs/jsc_tiny_by_type_brute_force.toml")
     overrides = {k: v for k, v in setup_overrides.items() if v is not None}
     if overrides:
         if not isinstance(raw.get("search", {}).get("strategy", {}), dict):

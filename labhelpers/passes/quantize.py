@@ -150,16 +150,9 @@ def _as_float_linear(module: nn.Linear) -> nn.Linear:
 
 def load_pass_args(path) -> dict:
     """The ``[passes.quantize]`` table of a MASE-style transform TOML as pass_args."""
-    import tomllib
-    from pathlib import Path
+    from .._toml import read_toml
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config {path} does not exist; see configs/jsc_tiny_int8.toml for an example")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config {path} is not valid TOML: {exc}") from None
+    raw = read_toml(path, "configs/jsc_tiny_int8.toml")
     unknown = sorted(set(raw) - {"passes"}) or sorted(set(raw.get("passes", {})) - {"quantize"})
     if unknown:
         raise ValueError(f"config {path} has unknown table(s) {unknown}; a transform config holds only [passes.quantize]")
