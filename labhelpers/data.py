@@ -9,7 +9,6 @@ are disjoint from it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,8 +232,7 @@ def load_jsc(source: str = "auto", path: str | Path | None = None, *, val_fracti
 
 def _read_source(source: str, path, verbose: bool):
     if source == "sim":
-        p = Path(path) if path is not None else sim_path()
-        return (*read_sim(p), "sim", str(path) if path is not None else _SIM_ORIGIN)
+        return (*read_sim(path), "sim", str(path) if path is not None else _SIM_ORIGIN)
     if path is not None:
         return (*read_table(path), "real", str(path))
     if source == "real" or openml_is_cached():
@@ -262,9 +260,3 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool 
 def describe(data: JSC) -> str:
     """A short printable description: source, fingerprint and rows per class and split."""
     return f"JSC source={data.source} ({data.origin}) fingerprint={data.fingerprint}\n{data.summary().to_string()}"
-
-
-def meta_of(path: str | Path) -> dict:
-    """The generator metadata stored in a simulated-JSC npz."""
-    with np.load(path, allow_pickle=False) as npz:
-        return json.loads(str(npz["meta"])) if "meta" in npz else {}

@@ -83,11 +83,16 @@ def test_cells_run_out_of_order_fail(reference, tmp_path):
     assert f"In [{len(code) + 1}]" in problem["message"] and problem["index"] == rerun
 
 
-def test_cell_that_raises_fails(reference, tmp_path):
+def _grade_edited(reference, tmp_path, marker: str, old: str, new: str):
+    """Replace ``old`` by ``new`` in the cell containing ``marker``, execute, grade: (nb, cell index, report)."""
     nb = notebooks.read(reference)
-    index = cell_index(nb, "table = pd.DataFrame")
-    nb.cells[index].source = nb.cells[index].source.replace("table.width_bits", "table.no_such_column")
-    report = notebooks.grade(write(execute(nb, reference.parent), tmp_path), reference=reference)
+    index = cell_index(nb, marker)
+    nb.cells[index].source = nb.cells[index].source.replace(old, new)
+    return nb, index, notebooks.grade(write(execute(nb, reference.parent), tmp_path), reference=reference)
+
+
+def test_cell_that_raises_fails(reference, tmp_path):
+    nb, index, report = _grade_edited(reference, tmp_path, "table = pd.DataFrame", "table.width_bits", "table.no_such_column")
     assert not report["passed"]
     [problem] = failed(report)[ERRORS]
     assert problem["index"] == index and "AttributeError" in problem["message"]
@@ -95,10 +100,7 @@ def test_cell_that_raises_fails(reference, tmp_path):
 
 
 def test_failing_self_check_fails(reference, tmp_path):
-    nb = notebooks.read(reference)
-    solution = cell_index(nb, "### BEGIN SOLUTION")
-    nb.cells[solution].source = nb.cells[solution].source.replace("v * factor", "v + factor")
-    report = notebooks.grade(write(execute(nb, reference.parent), tmp_path), reference=reference)
+    nb, _, report = _grade_edited(reference, tmp_path, "### BEGIN SOLUTION", "v * factor", "v + factor")
     assert not report["passed"]
     [problem] = failed(report)[SELF_CHECKS]
     assert problem["index"] == cell_index(nb, "scale self-check passed") and problem["task"] == "Task 1"
