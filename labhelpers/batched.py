@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from . import models
 from .data import JSC, batches
 from .metrics import num_threads
+from .numerics import train_dtype
 from .train import _check_positive, seed_everything
 
 N_IN, N_OUT = models.N_FEATURES, models.N_CLASSES
@@ -223,12 +224,13 @@ def _loss_and_grad(logits: torch.Tensor, onehot: torch.Tensor) -> tuple[torch.Te
 class _InputNorm:
     """The shared input BatchNorm1d(16) statistics (every network sees the same input batches)."""
 
-    def __init__(self, eps: float = 1e-5, momentum: float = 0.1):
-        self.eps, self.momentum = eps, momentum
-        self.mean, self.var, self.tracked = torch.zeros(N_IN), torch.ones(N_IN), 0
+    def __init__(self, dtype: torch.dtype = torch.float32, eps: float = 1e-5, momentum: float = 0.1):
+        self.eps, self.momentum, self.dtype = eps, momentum, dtype
+        self.mean, self.var, self.tracked = torch.zeros(N_IN, dtype=dtype), torch.ones(N_IN, dtype=dtype), 0
 
     def train_step(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise with the batch statistics, update the running ones; returns (16, B)."""
+        x = x.to(self.dtype)
         var, mean = torch.var_mean(x, dim=0, correction=0)
         n = len(x)
         self.mean.mul_(1 - self.momentum).add_(mean, alpha=self.momentum)
@@ -237,6 +239,7 @@ class _InputNorm:
         return ((x - mean) * torch.rsqrt(var + self.eps)).T
 
     def eval(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.dtype)
         return ((x - self.mean) * torch.rsqrt(self.var + self.eps)).T
 
 
@@ -245,7 +248,7 @@ class _InputNorm:
 def train_many(hidden, data: JSC, *, seeds=0, data_seed: int | None = None, epochs: int = 10,
                batch_size: int = 512, lr: float = 1e-3, final_relu: bool = True, return_models: bool = False,
                evaluate_every_epoch: bool = True, overhead_macs: int = BUCKET_OVERHEAD_MACS,
-               threads: int | None = 1, progress: bool = True) -> Trained:
+               threads: int | None = 1, dtype: torch.dtype | None = None, progress: bool = True) -> Trained:
     """Train JSC-Three-Linear networks with the given hidden widths together, with Adam.
 
     ``hidden``: a list of (h1, h2); ``seeds``: the init seed of every network (one int or one per
@@ -258,24 +261,28 @@ def train_many(hidden, data: JSC, *, seeds=0, data_seed: int | None = None, epoc
     core made a 25-network step 30x slower (1.26 s instead of 39 ms), while on an idle machine it
     gains less than 2x.
 
+    ``dtype`` is the precision of training and evaluation (default ``numerics.train_dtype()``,
+    float64: the accuracies then do not move between numeric paths, see ``labhelpers.numerics``).
+    The returned modules are float32, as the checkpoints are.
+
     Returns :class:`Trained`: ``table`` has one row per network (h1, h2, seed, params, train_loss and
     val/test accuracy and loss after the last epoch), ``history`` one row per network and epoch.
     """
     with num_threads(threads):
         return _train_many(hidden, data, seeds, data_seed, epochs, batch_size, lr, final_relu, return_models,
-                           evaluate_every_epoch, overhead_macs, progress)
+                           evaluate_every_epoch, overhead_macs, dtype or train_dtype(), progress)
 
 
 def _train_many(hidden, data, seeds, data_seed, epochs, batch_size, lr, final_relu, return_models,
-                evaluate_every_epoch, overhead_macs, progress) -> Trained:
+                evaluate_every_epoch, overhead_macs, dtype, progress) -> Trained:
     specs = _spec_list(hidden, seeds)
     _check_positive(epochs=epochs, batch_size=batch_size)
     if not lr > 0:
         raise ValueError(f"lr={lr!r} must be positive, e.g. 1e-3")
     data_seed = (seeds if isinstance(seeds, int) else 0) if data_seed is None else data_seed
     generator = seed_everything(data_seed)
-    buckets, flat = _build_buckets(specs, final_relu, overhead_macs)
-    norm = _InputNorm()
+    buckets, flat = _build_buckets(specs, final_relu, overhead_macs, dtype)
+    norm = _InputNorm(dtype)
     optimizer = torch.optim.Adam([flat], lr=lr)
     history = []
     bar = tqdm(range(1, epochs + 1), desc=f"epochs ({len(specs)} networks)", disable=not progress, leave=False)
@@ -292,12 +299,12 @@ def _train_many(hidden, data, seeds, data_seed, epochs, batch_size, lr, final_re
     return Trained(table=table, history=history, models=nets)
 
 
-def _build_buckets(specs, final_relu: bool, overhead_macs: int):
-    """Buckets as views into one flat parameter tensor whose ``.grad`` the buckets fill in."""
+def _build_buckets(specs, final_relu: bool, overhead_macs: int, dtype: torch.dtype = torch.float32):
+    """Buckets as views into one flat parameter tensor (of ``dtype``) whose ``.grad`` the buckets fill in."""
     groups = plan_buckets([s[:2] for s in specs], overhead_macs)
     total = sum(_Bucket.size([specs[i] for i in idx]) for idx in groups)
-    flat = torch.zeros(total, requires_grad=True)
-    flat.grad = torch.zeros(total)
+    flat = torch.zeros(total, dtype=dtype, requires_grad=True)
+    flat.grad = torch.zeros(total, dtype=dtype)
     buckets, offset = [], 0
     with torch.no_grad():
         for idx in groups:
@@ -312,7 +319,7 @@ def _train_epoch(buckets, norm, optimizer, data: JSC, batch_size: int, generator
     totals, count = np.zeros(n), 0
     for xb, yb in batches(data.x_train, data.y_train, batch_size, generator=generator):
         x_t = norm.train_step(xb)
-        onehot = F.one_hot(yb, N_OUT).T.float()
+        onehot = F.one_hot(yb, N_OUT).T.to(norm.dtype)
         for idx, bucket in buckets:  # every bucket overwrites its whole slice of flat.grad
             logits, cache = bucket.forward(x_t)
             losses, d_logits = _loss_and_grad(logits, onehot)

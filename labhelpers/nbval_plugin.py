@@ -3,15 +3,20 @@
 - uses ``labhelpers/nbval_sanitize.cfg`` unless ``--nbval-sanitize-with`` is given, from any cwd
   (so ``cd notebooks && pytest --nbval lab3_quantization_search.ipynb`` checks the same way);
 - fails every cell of a notebook that was never executed (strict nbval would pass it vacuously);
-- prints, per notebook, how many cells had their outputs checked.
+- prints, per notebook, how many cells had their outputs checked;
+- compares every cell with ``labhelpers.tolerance`` (the grader's comparison): exact, or within the
+  tolerance that the cell declares in a ``# tolerance: ...`` line. nbval still executes the cells,
+  coalesces the streams and reads the sanitize file; only its comparison is replaced.
 """
 from __future__ import annotations
 
+import types
 from collections import defaultdict
 
 import pytest
 
-from .notebooks import SANITIZE_FILE
+from .notebooks import SANITIZE_FILE, comparable, first_difference
+from .tolerance import declared
 
 
 def pytest_configure(config) -> None:
@@ -36,6 +41,7 @@ class _CellCounter:
         for item in (i for i in items if _is_nbval_cell(i)):
             by_notebook[item.parent.nodeid].append(item)
             self.cells[item.nodeid] = (item.parent.nodeid, _kind(item))
+            item.compare_outputs = types.MethodType(_compare_outputs, item)
         self.never_run = {nb for nb, cells in by_notebook.items()
                           if any(c.cell.source.strip() for c in cells)
                           and all(c.cell.execution_count is None for c in cells)}
@@ -76,3 +82,12 @@ def _kind(item) -> str:
     if item.options.get("skip") or not item.options.get("check"):
         return "ignored"
     return "checked" if item.cell.get("outputs") else "empty"
+
+
+def _compare_outputs(item, test, ref, skip_compare=None) -> bool:
+    """Replaces ``IPyNbCell.compare_outputs``: the stored outputs ``ref`` against the re-run ``test``."""
+    patterns = list(item.parent.sanitize_patterns.items())
+    tolerance = declared(item.cell.source, f"{item.parent.nodeid}::Cell {item.cell_num}")
+    diff = first_difference(comparable(ref, patterns), comparable(test, patterns), tolerance)
+    item.comparison_traceback = [] if diff is None else [diff]
+    return diff is None

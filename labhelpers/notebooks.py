@@ -29,6 +29,8 @@ from pathlib import Path
 
 import nbformat
 
+from .tolerance import EXACT, declared, outputs_difference, shorten
+
 LABS = {"lab3": "lab3_quantization_search.ipynb", "lab4": "lab4_architecture_search.ipynb"}
 SANITIZE_FILE = Path(__file__).with_name("nbval_sanitize.cfg")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -38,6 +40,8 @@ SKIP_COMPARE = ("metadata", "traceback", "prompt_number", "output_type", "name",
                 "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg")
 _TASK = re.compile(r"^\s*#{1,6}\s*(Task\s*\d+)", re.IGNORECASE | re.MULTILINE)
 _PASSED = re.compile(r"\bpassed\W*$", re.IGNORECASE)
+# parameters naming where a lab writes its files -> the committed folder that `refresh` publishes them to
+OUTPUT_PARAMETERS = {"out_dir": "imgs", "checkpoint_dir": "checkpoints"}
 
 
 # ---------------------------------------------------------------- notebooks and cells
@@ -141,8 +145,17 @@ def clear_outputs(nb) -> nbformat.NotebookNode:
 
 # ---------------------------------------------------------------- execution
 
-def _kernel_manager_class():
-    """A kernel manager that always starts this interpreter, whatever kernelspec a notebook names."""
+MAX_OUTPUT_BYTES = 20_000_000      # a re-run whose cells print more than this in all is stopped
+PROJECT_FOLDERS = ("configs", "checkpoints", "data")  # what a sandbox copies from the project
+
+
+def _kernel_manager_class(jail: Path | None = None):
+    """A kernel manager that always starts this interpreter, whatever kernelspec a notebook names.
+
+    With ``jail`` (a sandbox root), the kernel runs under bubblewrap: the whole file system read-only
+    except ``jail`` (and a private /tmp), its own process and network namespaces (every process it
+    starts dies with it), and HOME inside the jail.
+    """
     from jupyter_client.manager import AsyncKernelManager
     from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
@@ -151,46 +164,110 @@ def _kernel_manager_class():
             kwargs.update(kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_spec_manager=NbvalKernelspecManager())
             if os.name == "posix":  # local sockets: no unencrypted-TCP warning, nothing on the network
                 kwargs.setdefault("transport", "ipc")
-                kwargs.setdefault("ip", _ipc_path())  # absolute: the kernel's cwd differs from ours
+                kwargs.setdefault("ip", _ipc_path(jail))  # absolute: the kernel's cwd differs from ours
+            if jail:  # the jailed kernel sees a private /tmp: its connection file must be inside the jail
+                kwargs.setdefault("connection_file", _ipc_path(jail) + ".json")
             super().__init__(**kwargs)
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            cmd = super().format_kernel_cmd(extra_arguments)
+            return _jailed(cmd, jail) if jail else cmd
 
     return ThisInterpreterKernel
 
 
-def _ipc_path() -> str:
+def _ipc_path(jail: Path | None = None) -> str:
     import uuid
 
     from jupyter_core.paths import jupyter_runtime_dir
 
-    Path(jupyter_runtime_dir()).mkdir(parents=True, exist_ok=True)
-    return str(Path(jupyter_runtime_dir()) / f"labhelpers-{uuid.uuid4().hex[:12]}-ipc")
+    folder = Path(jail) / ".ipc" if jail else Path(jupyter_runtime_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"labhelpers-{uuid.uuid4().hex[:12]}-ipc")
 
 
-def execute(nb, cwd, timeout_per_cell=None, progress=False, desc="cells"):
+def _jailed(cmd: list[str], jail: Path) -> list[str]:
+    """``cmd`` under bubblewrap: read-only system, writable ``jail``, private /tmp, pid and network namespaces."""
+    home = jail / ".home"
+    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--bind", str(jail), str(jail), "--unshare-pid", "--unshare-net", "--die-with-parent", "--new-session",
+            "--setenv", "HOME", str(home), "--setenv", "MPLCONFIGDIR", str(home / ".matplotlib"),
+            "--setenv", "IPYTHONDIR", str(home / ".ipython"),
+            # the grader's pid means nothing in the kernel's pid namespace; --die-with-parent does that job
+            "--setenv", "JPY_PARENT_PID", "0", "--"] + list(cmd)
+
+
+def isolation_available() -> bool:
+    """True if bubblewrap can start a jailed process here."""
+    import subprocess
+
+    if not shutil.which("bwrap"):
+        return False
+    probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "true"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def execute(nb, cwd, timeout_per_cell=None, progress=False, desc="cells", keep_going=(), jail=None,
+            max_output_bytes=None):
     """Run a cleared copy of ``nb`` top to bottom in a fresh kernel (cwd ``cwd``), stopping at the first error.
 
-    Returns ``(executed_nb, failure)``; ``failure`` is None or ``{"index", "label", "message"}``.
+    Cells whose index is in ``keep_going`` may fail without stopping the run (their error stays in
+    their outputs). ``jail``: run the kernel under bubblewrap with only that folder writable.
+    ``max_output_bytes``: stop when the cells' outputs grow past this size. A kernel that dies is a
+    failure of the cell that was running. Returns ``(executed_nb, failure)``; ``failure`` is None or
+    ``{"index", "label", "message"}``.
     """
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from tqdm.auto import tqdm
 
     nb = clear_outputs(nb)
     timeout_per_cell = None if timeout_per_cell is None else max(1, math.ceil(timeout_per_cell))  # nbclient: int s
-    client = NotebookClient(nb, timeout=timeout_per_cell, kernel_manager_class=_kernel_manager_class(),
-                            record_timing=False, resources={"metadata": {"path": str(cwd)}})
+    client = _client_class()(nb, timeout=timeout_per_cell, kernel_manager_class=_kernel_manager_class(jail),
+                             record_timing=False, resources={"metadata": {"path": str(cwd)}},
+                             max_output_bytes=max_output_bytes)
     failure = None
-    with client.setup_kernel(cleanup_kc=True):
-        for index in tqdm(code_indices(nb), desc=desc, unit="cell", disable=not progress, leave=False):
-            try:
-                client.execute_cell(nb.cells[index], index)
-            except CellTimeoutError:
-                failure = _failure(nb, index, f"exceeded the {timeout_per_cell} s time limit per cell")
-            except CellExecutionError as exc:
-                failure = _failure(nb, index, f"raised {exc.ename}: {exc.evalue}")
-            if failure:
-                break
+    try:
+        with client.setup_kernel(cleanup_kc=True):
+            for index in tqdm(code_indices(nb), desc=desc, unit="cell", disable=not progress, leave=False):
+                try:
+                    client.execute_cell(nb.cells[index], index)
+                except CellTimeoutError:
+                    failure = _failure(nb, index, f"exceeded the {timeout_per_cell} s time limit per cell")
+                except CellExecutionError as exc:
+                    if index not in keep_going:
+                        failure = _failure(nb, index, f"raised {exc.ename}: {exc.evalue}")
+                except DeadKernelError:
+                    failure = _failure(nb, index, "killed the kernel (it died while this cell ran)")
+                except _OutputLimit as exc:
+                    failure = _failure(nb, index, str(exc))
+                if failure:
+                    break
+    except DeadKernelError:  # while shutting down a kernel that died in the last cell
+        failure = failure or _failure(nb, code_indices(nb)[-1], "killed the kernel")
     return nb, failure
+
+
+class _OutputLimit(Exception):
+    pass
+
+
+def _client_class():
+    """nbclient's NotebookClient with a cap on the total size of the outputs (a cell that floods stdout)."""
+    from nbclient import NotebookClient
+
+    class CappedClient(NotebookClient):
+        def __init__(self, nb, max_output_bytes=None, **kwargs):
+            super().__init__(nb, **kwargs)
+            self.max_output_bytes, self.output_bytes = max_output_bytes, 0
+
+        def output(self, outs, msg, display_id, cell_index):
+            self.output_bytes += len(json.dumps(msg.get("content", {}), default=str))
+            if self.max_output_bytes and self.output_bytes > self.max_output_bytes:
+                raise _OutputLimit(f"printed more than {self.max_output_bytes / 1e6:g} MB of output")
+            return super().output(outs, msg, display_id, cell_index)
+
+    return CappedClient
 
 
 def _failure(nb, index, message) -> dict:
@@ -201,32 +278,34 @@ def _failure(nb, index, message) -> dict:
 def sandbox(notebook_dir):
     """A temporary copy of the project around ``notebook_dir``, for runs that must not write into it.
 
-    Folders and files next to ``notebook_dir`` (checkpoints, configs ...) and its non-notebook files
-    are copied, so a run that writes them changes only the copy; ``data/`` (large, read-only input)
-    is linked; ``imgs/`` and ``runs/`` start empty. Yields the cwd to execute in.
+    The project's ``configs/``, ``checkpoints/`` and ``data/`` next to ``notebook_dir`` are copied (not
+    linked), so a run that writes them changes only the copy; nothing else of the project or of the
+    reference's folder is; ``imgs/`` and ``runs/`` start empty. Yields the cwd to execute in; its parent
+    is the sandbox root.
     """
     notebook_dir = Path(notebook_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="labhelpers-") as tmp:
-        root, cwd = Path(tmp), Path(tmp) / notebook_dir.name
+        root, cwd = Path(tmp), Path(tmp) / "notebooks"
         cwd.mkdir()
-        _copy_entries(notebook_dir.parent, root, skip={notebook_dir.name, "imgs", "runs"})
-        _copy_entries(notebook_dir, cwd, skip={"imgs", "runs"}, skip_suffix=".ipynb")
-        for name in ("imgs", "runs"):
+        for name in PROJECT_FOLDERS:
+            source = notebook_dir.parent / name
+            if source.is_dir() and not source.is_symlink():
+                shutil.copytree(source, root / name, symlinks=False,
+                                ignore=shutil.ignore_patterns(".*", "__pycache__", "openml", "cache"))
+        for name in ("imgs", "runs", ".home"):
             (root / name).mkdir()
+        _seed_matplotlib_cache(root / ".home" / ".matplotlib")
         yield cwd
 
 
-def _copy_entries(source: Path, target: Path, skip, skip_suffix=None) -> None:
-    for entry in source.iterdir():
-        if entry.name.startswith(".") or entry.name in skip or (skip_suffix and entry.suffix == skip_suffix):
-            continue
-        if entry.name == "data":
-            (target / entry.name).symlink_to(entry, target_is_directory=True)
-        elif entry.is_dir():
-            shutil.copytree(entry, target / entry.name, symlinks=True,
-                            ignore=shutil.ignore_patterns(".*", "__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(entry, target / entry.name)
+def _seed_matplotlib_cache(target: Path) -> None:
+    """Copy matplotlib's font cache, so a jailed kernel neither rebuilds it nor warns about it."""
+    try:
+        import matplotlib
+
+        shutil.copytree(matplotlib.get_cachedir(), target, dirs_exist_ok=True)
+    except (OSError, ImportError):
+        target.mkdir(parents=True, exist_ok=True)
 
 
 # ---------------------------------------------------------------- comparing outputs (as nbval does)
@@ -264,26 +343,9 @@ def _sanitize(value, patterns):
     return value
 
 
-def first_difference(stored: dict, rerun: dict) -> str | None:
-    """None if equal, else a one-line description of the first difference."""
-    for key in sorted(set(stored) | set(rerun)):
-        old, new = stored.get(key, []), rerun.get(key, [])
-        if old != new:
-            return f"{key}: stored {_first_diff_line(old, new)}"
-    return None
-
-
-def _first_diff_line(old: list, new: list) -> str:
-    old_lines = "\n".join(map(str, old)).splitlines() or [""]
-    new_lines = "\n".join(map(str, new)).splitlines() or [""]
-    for a, b in zip(old_lines + [""] * len(new_lines), new_lines + [""] * len(old_lines)):
-        if a != b:
-            return f"{_short(a)!r}, re-run gives {_short(b)!r}"
-    return "differs"
-
-
-def _short(text: str, n=70) -> str:
-    return text if len(text) <= n else text[:n - 3] + "..."
+def first_difference(stored: dict, rerun: dict, tolerance=None) -> str | None:
+    """None if equal (within ``tolerance``, a :class:`labhelpers.tolerance.Tolerance`), else a one-line description."""
+    return outputs_difference(stored, rerun, tolerance or EXACT)
 
 
 def output_problems(nb) -> list[str]:
@@ -372,9 +434,10 @@ def run_notebook(path, out_dir, parameters=None, progress=True, timeout_per_cell
     nb = read(path)
     declared = declared_parameters(nb, path.name)
     params = dict(parameters or {})
-    if "out_dir" in declared:
-        params.setdefault("out_dir", str(out_dir / "imgs"))
-        (out_dir / "imgs").mkdir(parents=True, exist_ok=True)
+    for name, folder in OUTPUT_PARAMETERS.items():  # figures and checkpoints go to the run folder
+        if name in declared:
+            params.setdefault(name, str(out_dir / folder))
+            (out_dir / folder).mkdir(parents=True, exist_ok=True)
     output = out_dir / path.name
     result = {"notebook": str(path), "output": str(output), "parameters": params, "error": None}
     try:
@@ -459,10 +522,29 @@ def refresh(path, timeout_per_cell=None, progress=True) -> dict | None:
     path = Path(path).resolve()
     nb = read(path)
     parameters_index(nb, path.name)
+    outputs = _output_folders(nb, path)
+    for folder in outputs:
+        shutil.rmtree(folder, ignore_errors=True)  # only this run's files get published
     executed, failure = execute(nb, path.parent, timeout_per_cell, progress=progress, desc=path.stem)
     if failure is None:
         nbformat.write(executed, path)
+        for folder, target in outputs.items():
+            for item in sorted(folder.glob("*")) if folder.is_dir() else []:
+                shutil.copy2(item, target / item.name)
     return failure
+
+
+def _output_folders(nb, path: Path) -> dict[Path, Path]:
+    """Folders the notebook writes by default (``out_dir``, ``checkpoint_dir``) -> committed folder to publish into."""
+    declared = declared_parameters(nb, path.name)
+    out = {}
+    for name, committed in OUTPUT_PARAMETERS.items():
+        if name in declared:
+            folder = (path.parent / ast.literal_eval(declared[name])).resolve()
+            target = repo_dir() / committed
+            if folder != target:
+                out[folder] = target
+    return out
 
 
 # ---------------------------------------------------------------- grading
@@ -502,9 +584,10 @@ def check_self_checks(nb, reference) -> list[dict]:
     problems, used = [], set()
     for ref_cell in (c for c in reference.cells if c.cell_type == "code" and _passed_lines(c)):
         wanted = _released_lines(ref_cell.source)
-        index = next((i for i in code_indices(nb) if i not in used and _in_order(wanted, _released_lines(nb.cells[i].source))), None)
+        same = _in_order if BEGIN in ref_cell.source else (lambda a, b: a == b)  # a cell without a solution: as released
+        index = next((i for i in code_indices(nb) if i not in used and same(wanted, _released_lines(nb.cells[i].source))), None)
         if index is None:
-            problems.append({"cell": f"self-check `{_short(wanted[-1] if wanted else '', 50)}`", "index": None,
+            problems.append({"cell": f"self-check `{shorten(wanted[-1] if wanted else '', 50)}`", "index": None,
                              "task": None, "message": "is missing or was edited (self-check lines must stay as released)"})
             continue
         used.add(index)
@@ -529,23 +612,132 @@ def _passed_lines(cell) -> list[str]:
     return [line for line in text.splitlines() if _PASSED.search(line.strip())]
 
 
-def check_reproduces(nb, notebook_dir, timeout_per_cell=None, progress=False) -> list[dict]:
-    """Re-execute ``nb`` in a fresh kernel (in a sandbox of ``notebook_dir``) and compare checked outputs."""
-    with sandbox(notebook_dir) as cwd:
-        rerun, failure = execute(nb, cwd, timeout_per_cell, progress=progress, desc="re-running")
-    patterns = sanitize_patterns()
+def pair_cells(nb, reference) -> dict[int, int]:
+    """Reference code-cell index -> submission cell index: by cell id (nbformat 4.5), else by position.
+
+    A reference cell without a partner was deleted; a submission cell without one was added.
+    """
+    ref_code, sub_code = code_indices(reference), code_indices(nb)
+    ids: dict[str, int] = {}
+    for i in sub_code:
+        ids.setdefault(nb.cells[i].get("id") or "", i)
+    if all(reference.cells[r].get("id") for r in ref_code) and any(ids):
+        return {r: ids[reference.cells[r].id] for r in ref_code if reference.cells[r].id in ids}
+    return dict(zip(ref_code, sub_code)) if len(ref_code) == len(sub_code) else {}
+
+
+def _normalized(source: str) -> list[str]:
+    return [line.rstrip() for line in source.strip().splitlines()]
+
+
+def check_locked(nb, reference, pairs: dict[int, int]) -> list[dict]:
+    """Reference code cells must all be present; cells without a solution block (locked) unchanged.
+
+    Self-check cells are left to :func:`check_self_checks`. The report names the submission's cell and
+    never quotes the reference's source.
+    """
     problems = []
+    for r in code_indices(reference):
+        ref_cell = reference.cells[r]
+        if r not in pairs:
+            problems.append({"cell": f"reference cell {code_indices(reference).index(r)}", "index": None, "task": None,
+                             "message": "is missing from the submission (released cells must not be deleted)"})
+        elif BEGIN not in ref_cell.source and not _passed_lines(ref_cell) \
+                and _normalized(nb.cells[pairs[r]].source) != _normalized(ref_cell.source):
+            problems.append(_problem(nb, pairs[r], "was edited, but it is a locked cell: restore it as released"))
+    return problems
+
+
+_FRESH_CHECKS = """import importlib.util as _grader_util
+_grader_spec = _grader_util.spec_from_file_location("labhelpers_checks_for_grading", {path!r})
+checks = _grader_util.module_from_spec(_grader_spec)
+_grader_spec.loader.exec_module(checks)
+"""
+
+
+def _check_statements(source: str) -> str:
+    """The top-level statements of a reference cell that hold no solution block: its self-check lines."""
+    lines, blocks, start = source.splitlines(), [], None
+    for number, line in enumerate(lines, 1):
+        start = number if line.strip() == BEGIN else start
+        if line.strip() == END:
+            blocks.append((start, number))
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return source
+    kept = [node for node in body if not any(node.lineno <= end and begin <= node.end_lineno for begin, end in blocks)]
+    return "\n".join("\n".join(lines[node.lineno - 1:node.end_lineno]) for node in kept)
+
+
+def graded_notebook(nb, reference, pairs: dict[int, int]):
+    """What the grader re-runs: the submission, with the reference's self-checks put back after its cells.
+
+    After each cell paired with a reference self-check cell, a grader cell runs the reference's
+    self-check lines again (:func:`_check_statements`), with ``checks`` imported afresh from the
+    installed file, so that neither a string-wrapped check, nor a printed 'passed', nor a replaced
+    ``checks`` module counts. Returns ``(notebook, where, checks)``: ``where`` maps each submission
+    cell index to its index in the graded notebook, ``checks`` each reference self-check cell to its
+    grader cell.
+    """
+    graded = copy.deepcopy(nb)
+    fresh = _FRESH_CHECKS.format(path=str(Path(__file__).with_name("checks.py")))
+    extra = {i: r for r, i in pairs.items() if _passed_lines(reference.cells[r])}
+    cells, where, checks = [], {}, {}
+    for i, cell in enumerate(graded.cells):
+        where[i] = len(cells)
+        cells.append(cell)
+        if i in extra:
+            checks[extra[i]] = len(cells)
+            cells.append(nbformat.v4.new_code_cell(fresh + _check_statements(reference.cells[extra[i]].source)))
+    graded.cells = cells
+    return graded, where, checks
+
+
+def check_reproduces(nb, notebook_dir, timeout_per_cell=None, progress=False, reference=None, jail=True) -> tuple[list, list]:
+    """Re-run the submission (as :func:`graded_notebook` builds it) in a sandbox, compare its checked outputs.
+
+    Which cells are compared, and how (exact, or within a ``# tolerance:``), comes from the paired
+    reference cell; cells the submission added are compared exactly. Returns ``(reproduce problems,
+    self-check problems found by the re-run)``.
+    """
+    reference = reference if reference is not None else nb
+    pairs = pair_cells(nb, reference)
+    by_submission = {i: r for r, i in pairs.items()}
+    graded, where, checks = graded_notebook(nb, reference, pairs)
+    keep_going = set(checks.values())
+    with sandbox(notebook_dir) as cwd:
+        rerun, failure = execute(graded, cwd, timeout_per_cell, progress=progress, desc="re-running",
+                                 keep_going=keep_going, jail=cwd.parent if jail else None,
+                                 max_output_bytes=MAX_OUTPUT_BYTES)
+    patterns, problems = sanitize_patterns(), []
     for index in code_indices(nb):
-        if failure and index >= failure["index"]:
+        if failure and where[index] >= failure["index"]:
             break
-        cell = nb.cells[index]
-        if cell.get("execution_count") is None or not output_checked(cell):
+        cell, rules = nb.cells[index], reference.cells[by_submission[index]] if index in by_submission else None
+        if cell.get("execution_count") is None or (rules is not None and not output_checked(rules)):
             continue
-        diff = first_difference(comparable(cell.outputs, patterns), comparable(rerun.cells[index].outputs, patterns))
+        tolerance = declared(rules.source, cell_label(nb, index)) if rules is not None else EXACT
+        diff = first_difference(comparable(cell.outputs, patterns), comparable(rerun.cells[where[index]].outputs, patterns),
+                                tolerance)
         if diff:
             problems.append(_problem(nb, index, f"output differs from a fresh re-run: {diff}"))
     if failure:
-        problems.append(_problem(nb, failure["index"], f"re-execution stopped here: {failure['message']}"))
+        index = max((i for i in code_indices(nb) if where[i] <= failure["index"]), default=code_indices(nb)[0])
+        problems.append(_problem(nb, index, f"re-execution stopped here: {failure['message']}"))
+    return problems, _rerun_self_checks(nb, reference, rerun, pairs, checks, failure)
+
+
+def _rerun_self_checks(nb, reference, rerun, pairs, checks, failure) -> list[dict]:
+    problems = []
+    for r, g in checks.items():
+        if failure and g >= failure["index"]:
+            continue
+        errors = [o for o in rerun.cells[g].outputs if o.get("output_type") == "error"]
+        if errors or len(_passed_lines(rerun.cells[g])) < len(_passed_lines(reference.cells[r])):
+            why = f" ({errors[0].get('ename')}: {shorten(str(errors[0].get('evalue')), 200)})" if errors else ""
+            problems.append(_problem(nb, pairs[r], f"the reference's self-check, re-run by the grader after this "
+                                                   f"cell, did not pass{why}"))
     return problems
 
 
@@ -553,31 +745,49 @@ def _problem(nb, index, message) -> dict:
     return {"cell": cell_label(nb, index), "index": index, "task": task_of_cells(nb)[index], "message": message}
 
 
-CHECKS = ("ran top to bottom", "no cell errored", "self-checks passed", "outputs reproduce")
+CHECKS = ("ran top to bottom", "no cell errored", "self-checks passed", "outputs reproduce", "locked cells unchanged")
+MAX_NOTEBOOK_BYTES = 50_000_000
 
 
-def grade(submission, lab=None, reference=None, timeout_per_cell=300, progress=False) -> dict:
-    """Grade an executed notebook: the four checks of ``CHECKS``; ``report["passed"]`` only if all pass.
+def grade(submission, lab=None, reference=None, timeout_per_cell=300, progress=False, isolate=True) -> dict:
+    """Grade an executed notebook: the checks of ``CHECKS``; ``report["passed"]`` only if all pass.
 
-    ``reference``: the executed lab notebook whose self-check cells count (default: from ``lab``,
-    else guessed from the submission's file name). The submission is read as JSON; its code only runs
-    inside the fresh kernel of the re-execution, in a sandbox next to the reference's folder.
+    ``reference``: the executed lab notebook (default: from ``lab``, else guessed from the submission's
+    file name). Everything that decides the verdict comes from the reference: its cells are paired
+    with the submission's (:func:`pair_cells`), its locked cells and self-checks are what runs
+    (:func:`graded_notebook`), its ``NBVAL_IGNORE_OUTPUT`` marks and ``# tolerance:`` lines say what is
+    compared and how. The submission is read as JSON; its code runs only in a fresh kernel, in a
+    sandbox copy of the project, jailed with bubblewrap when ``isolate`` (see :func:`_jailed`).
     """
     submission = Path(submission)
+    if submission.is_file() and submission.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"submission: {submission} is {submission.stat().st_size / 1e6:.0f} MB; "
+                         f"at most {MAX_NOTEBOOK_BYTES / 1e6:g} MB are graded (clear large outputs)")
+    if isolate and not isolation_available():
+        raise ValueError("grade: bubblewrap is needed to run a submission jailed: apt-get install bubblewrap "
+                         "(or pass --no-isolation to run it unjailed, only for work you trust)")
     nb = read(submission)
     ref_path = Path(reference) if reference else lab_path(lab or _guess_lab(submission))
     ref = read(ref_path)
     if not self_check_sources(ref):
         raise ValueError(f"reference: {ref_path} has no executed self-check cells (a line ending in 'passed')")
+    static_checks = check_self_checks(nb, ref)
+    reproduce, rerun_checks = check_reproduces(nb, ref_path.parent, timeout_per_cell, progress, ref, jail=isolate)
+    flagged = {p["index"] for p in static_checks}
     found = {
         CHECKS[0]: check_order(nb),
         CHECKS[1]: check_errors(nb),
-        CHECKS[2]: check_self_checks(nb, ref),
-        CHECKS[3]: check_reproduces(nb, ref_path.parent, timeout_per_cell, progress),
+        CHECKS[2]: static_checks + [p for p in rerun_checks if p["index"] not in flagged],
+        CHECKS[3]: reproduce,
+        CHECKS[4]: check_locked(nb, ref, pair_cells(nb, ref)),
     }
     checks = [{"check": name, "passed": not problems, "problems": problems} for name, problems in found.items()]
+    from .numerics import platform_info
+
     return {"submission": str(submission), "reference": str(ref_path), "passed": all(c["passed"] for c in checks),
-            "checks": checks, "tasks": _task_summary(nb, checks)}
+            "checks": checks, "tasks": _task_summary(nb, checks),
+            "platform": {"re-run": platform_info(), "isolated": bool(isolate),
+                         "submission": nb.metadata.get("labhelpers", {}).get("platform", "not recorded")}}
 
 
 def _guess_lab(path: Path) -> str:
@@ -608,6 +818,11 @@ def format_report(report: dict) -> str:
     for task in report["tasks"]:
         lines.append(f"  [{'PASS' if task['passed'] else 'FAIL'}] {task['task']}")
         lines += [f"         {p}" for p in task["problems"]]
+    platform = report.get("platform", {})
+    if platform:
+        rerun = ", ".join(f"{k} {v}" for k, v in platform["re-run"].items())
+        lines += ["", f"Re-run on: {rerun}; {'jailed (bubblewrap)' if platform['isolated'] else 'NOT isolated'}",
+                  f"Submission's platform: {platform['submission']}"]
     lines += ["", f"Verdict: {'PASS' if report['passed'] else 'FAIL'}"]
     return "\n".join(lines)
 

@@ -61,7 +61,7 @@ def _separately(jsc, final_relu):
 def test_batched_equals_separate_training(jsc, separately, final_relu, overhead_macs):
     result = batched.train_many(HIDDEN, jsc, seeds=SEEDS, data_seed=DATA_SEED, epochs=EPOCHS, batch_size=BATCH,
                                 final_relu=final_relu, return_models=True, overhead_macs=overhead_macs,
-                                progress=False)
+                                dtype=torch.float32, progress=False)  # train.train's precision
     n_buckets = len(batched.plan_buckets(HIDDEN, overhead_macs))
     assert n_buckets == (4 if overhead_macs == 0 else 1)  # (16, 16) twice shares a bucket even at 0
     for k, (model, history, val, test) in enumerate(separately(final_relu)):

@@ -12,7 +12,7 @@ from nbclient import NotebookClient
 from conftest import cell_index, make_project
 from labhelpers import cli, notebooks
 
-ORDER, ERRORS, SELF_CHECKS, REPRODUCE = notebooks.CHECKS
+ORDER, ERRORS, SELF_CHECKS, REPRODUCE, LOCKED = notebooks.CHECKS
 
 
 def execute(nb, cwd, order=None):

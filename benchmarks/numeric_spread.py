@@ -1,0 +1,103 @@
+"""Measure how far a lab notebook's printed numbers move between numeric paths (the tolerances' basis).
+
+Executes the notebook once per environment variant, each in a fresh kernel and a sandbox copy of
+the project, and compares every checked cell with the first variant:
+
+* ``pinned``: this machine with the package's pins (``labhelpers.numerics``);
+* ``aten-default``: ``ATEN_CPU_CAPABILITY=default`` (no vector kernels);
+* ``mkl-compatible``: ``MKL_CBWR=COMPATIBLE`` (MKL's most conservative code path);
+* ``both``: the two together (the issue's acceptance environment);
+* ``one-core``: ``OMP_NUM_THREADS=1`` and ``taskset`` to one core (core-count independence).
+
+Prints, per cell that differs: whether the text around the numbers is the same, the largest
+absolute difference of a printed float, the number of integers that differ, and the cell's declared
+tolerance. Cells not listed are identical in every variant.
+
+    python benchmarks/numeric_spread.py notebooks/lab4_architecture_search.ipynb [--variants pinned both]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from labhelpers import notebooks, tolerance
+
+VARIANTS = {
+    "pinned": {},
+    "aten-default": {"ATEN_CPU_CAPABILITY": "default"},
+    "mkl-compatible": {"MKL_CBWR": "COMPATIBLE"},
+    "both": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
+    "one-core": {"OMP_NUM_THREADS": "1"},
+}
+_NUMBER = tolerance._NUMBER  # noqa: SLF001 -- the same tokenizer as the comparison
+
+
+def run(path: Path, env: dict) -> "notebooks.nbformat.NotebookNode":
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with notebooks.sandbox(path.parent) as cwd:
+            if env.get("OMP_NUM_THREADS") == "1" and shutil.which("taskset"):
+                os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+            try:
+                executed, failure = notebooks.execute(notebooks.read(path), cwd, progress=False)
+            finally:
+                os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    if failure:
+        raise SystemExit(f"{path.name} failed under {env}: {failure['label']} {failure['message']}")
+    return executed
+
+
+def spread(base, other, patterns) -> dict[int, dict]:
+    out = {}
+    for index in notebooks.code_indices(base):
+        a = notebooks.comparable(base.cells[index].outputs, patterns)
+        b = notebooks.comparable(other.cells[index].outputs, patterns)
+        if a == b:
+            continue
+        texts_a = "\n".join(str(v) for key in sorted(a) for v in a[key])
+        texts_b = "\n".join(str(v) for key in sorted(b) for v in b[key])
+        same_text = tolerance._skeleton(texts_a)[0] == tolerance._skeleton(texts_b)[0]  # noqa: SLF001
+        floats, ints = 0.0, 0
+        for x, y in zip(_NUMBER.findall(texts_a), _NUMBER.findall(texts_b)):
+            if re.search(r"[.eE]", x + y):
+                floats = max(floats, abs(float(x) - float(y)))
+            elif x != y:
+                ints += 1
+        out[index] = {"same_text": same_text, "max_float_diff": floats, "ints_differ": ints}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = parser.parse_args()
+    patterns = notebooks.sanitize_patterns()
+    runs = {}
+    for name in args.variants:
+        start = time.perf_counter()
+        runs[name] = run(args.notebook.resolve(), VARIANTS[name])
+        print(f"{name}: executed in {time.perf_counter() - start:.0f} s", flush=True)
+    base_name, base = args.variants[0], runs[args.variants[0]]
+    print(f"\ndifferences from '{base_name}' (cells not listed are identical):")
+    for name in args.variants[1:]:
+        found = spread(base, runs[name], patterns)
+        print(f"  {name}: {len(found)} cell(s) differ")
+        for index, d in found.items():
+            declared = tolerance.declared(base.cells[index].source)
+            print(f"    {notebooks.cell_label(base, index)}: same text {d['same_text']}, "
+                  f"max float diff {d['max_float_diff']:.3g}, integers differing {d['ints_differ']}, declared {declared}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

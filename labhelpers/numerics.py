@@ -1,0 +1,87 @@
+"""The numerics policy: which outputs reproduce bit for bit where, and the pins that make them.
+
+Float results depend on more than the seed. Measured on a 2-core AMD EPYC (AVX-512), torch 2.13.0
+CPU, training JSC-Three-Linear with the same seed gives other float32 weights when any of these change:
+the ATen kernel level (``ATEN_CPU_CAPABILITY=default`` vs avx2/avx512), MKL's code path
+(``MKL_CBWR=COMPATIBLE`` vs the default; Intel CPUs take MKL's AVX-512 path where AMD takes AVX2), and
+the number of intra-op threads. After 10 epochs, accuracies then move in the 4th decimal
+(``benchmarks/numeric_spread.py`` measures it).
+
+What this package does about it:
+
+* **Pins** (:func:`pin_environment`, run when ``labhelpers`` is imported, before torch does any
+  work): on x86-64 CPUs with AVX2, ``MKL_CBWR=AVX2`` (MKL takes the same code path on Intel and AMD)
+  and ``ATEN_CPU_CAPABILITY=avx2`` (AVX-512 machines use the same vector kernels as AVX2 ones). Both
+  are ``setdefault``: a value the user exported wins, which is how the tolerant path is exercised.
+  Training and trial evaluation run on one intra-op thread (``labhelpers.batched``,
+  ``labhelpers.metrics``), so results do not depend on the core count.
+* **Lab 4 trains in float64** (:data:`TRAIN_DTYPE`, the default of ``batched.train_many``). The
+  same training in float32 moved accuracies by up to 0.0009 between numeric paths; in float64 the
+  accuracies printed by Lab 4 are identical and losses differ by about 2e-16. The trained networks
+  are stored as float32 checkpoints.
+
+What is bit-exact where (torch 2.13.0 CPU, the pinned versions):
+
+* same machine, same environment: everything except timings;
+* any x86-64 CPU with AVX2 under the pins above: the same bits as this machine (the pins remove
+  the vendor and core-count dependence measured here);
+* other numeric paths (no AVX2, ``ATEN_CPU_CAPABILITY=default``, ``MKL_CBWR=COMPATIBLE``, ARM laptops
+  with other BLAS kernels): outputs not derived from training (metric formulas, parameter counts,
+  quantized evaluation of the committed checkpoints, configs) stay exact; values derived from
+  training may move in their last digits. Notebook cells that print such values declare a tolerance
+  (``# tolerance: ...``, see :mod:`labhelpers.tolerance`), chosen from the measured spread.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+PINS = {"MKL_CBWR": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+TRAIN_DTYPE_NAME = "float64"
+
+
+def _has_avx2() -> bool:
+    """True on an x86-64 Linux CPU that reports AVX2 (the pins only apply there)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return any(line.startswith("flags") and " avx2" in line for line in f)
+    except OSError:
+        return False
+
+
+def pin_environment(environ=None) -> dict[str, str]:
+    """Set the numeric pins that the user has not set; returns the ones set now.
+
+    They take effect because torch reads both variables lazily, at its first BLAS call and its first
+    vectorized kernel, so this works even when torch was imported first (but before it computed).
+    """
+    environ = os.environ if environ is None else environ
+    if not _has_avx2():
+        return {}
+    added = {k: v for k, v in PINS.items() if k not in environ}
+    environ.update(added)
+    return added
+
+
+def platform_info() -> dict[str, str]:
+    """The numeric platform of this process: Python, torch, CPU, kernel level, MKL path, threads."""
+    import torch
+
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkl_cbwr": os.environ.get("MKL_CBWR", "(unset)"),
+        "threads": str(torch.get_num_threads()),
+    }
+
+
+def train_dtype():
+    """The torch dtype Lab 4 trains in (float64: see the module docstring)."""
+    import torch
+
+    return getattr(torch, TRAIN_DTYPE_NAME)
