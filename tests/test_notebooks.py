@@ -224,3 +224,22 @@ def test_new_run_dir_is_a_fresh_timestamped_folder(tmp_path):
     first, second = notebooks.new_run_dir(tmp_path), notebooks.new_run_dir(tmp_path)
     assert first != second and first.is_dir() and second.is_dir()
     assert first.name[:8].isdigit() and first.name[8] == "-" and second.name.startswith(first.name[:15])
+
+
+def test_fast_run_of_both_labs_leaves_tracked_files_alone(tmp_path):
+    """`make labs` / `run-labs --fast` write figures and checkpoints into the run folder, never into imgs/ or checkpoints/."""
+    root = notebooks.repo_dir()
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout: nothing to compare against")
+
+    def status() -> str:
+        return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=root,
+                              capture_output=True, text=True, check=True).stdout
+
+    before = status()
+    run_dir, results = notebooks.run_labs(parameters={"fast": True}, out=tmp_path / "run", progress=False)
+    assert [r["error"] for r in results] == [None, None]
+    assert status() == before
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.pt")) == \
+        [f"jsc-three-linear-x{m}.pt" for m in (1, 2)]
+    assert any((run_dir / "imgs").glob("lab3_*.png")) and any((run_dir / "imgs").glob("lab4_*.png"))
