@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: labs test env clean-venv
+.PHONY: labs test env sysdeps clean-venv
 
 env: $(STAMP)
 
@@ -16,10 +16,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --user --name labhelpers --display-name "Python (labhelpers)" >/dev/null
 	touch $(STAMP)
 
+# Debian tools the project runs: bubblewrap jails the kernel that re-runs a submission (grade, its tests).
+# Installed when missing and we are root (as .ci/run does for PostgreSQL); otherwise one line says how.
+sysdeps:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing bubblewrap (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else echo "bubblewrap is missing: sudo apt-get install bubblewrap (the grader jails submissions with it)" >&2; fi; }
+
 labs: $(STAMP)
 	$(PY) -m labhelpers run-labs $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) sysdeps
 	$(PY) -m pytest $(ARGS)
 
 clean-venv:
