@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --user --name labhelpers --display-name "Python (labhelpers)" >/dev/null
 	touch $(STAMP)
 
-# Debian tools the project runs: bubblewrap jails the kernel that re-runs a submission (grade, its tests).
+# Debian tools the project runs: bubblewrap jails the kernel that re-runs a submission (grade, its tests);
+# yosys synthesizes the hardware designs (labhelpers.hardware, `python -m labhelpers hardware`).
 # Installed when missing and we are root (as .ci/run does for PostgreSQL); otherwise one line says how.
 sysdeps:
 	@command -v bwrap >/dev/null || { \
@@ -24,6 +25,11 @@ sysdeps:
 	    echo "installing bubblewrap (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
 	  else echo "bubblewrap is missing: sudo apt-get install bubblewrap (the grader jails submissions with it)" >&2; fi; }
+	@command -v yosys >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing yosys (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yosys >/dev/null; \
+	  else echo "yosys is missing: sudo apt-get install yosys (labhelpers.hardware synthesizes with it)" >&2; fi; }
 
 labs: $(STAMP)
 	$(PY) -m labhelpers run-labs $(ARGS)

@@ -38,5 +38,5 @@ def put(folder: Path, digest: str, result: dict) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{digest}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(result, indent=1, sort_keys=True))
+    tmp.write_text(json.dumps(result, indent=1))
     return tmp.replace(folder / f"{digest}.json")
