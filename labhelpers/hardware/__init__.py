@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ __all__ = ["measure", "tool_versions", "FAMILY", "DEFAULT_ROWS"]
 
 def tool_versions() -> dict[str, str]:
     """Versions of the tools that shape a result (part of the cache key)."""
-    return {"da4ml": metadata.version("da4ml"), "yosys": synth.yosys_version(), "verilator": sim.verilator_version()}
+    return {"da4ml": rtl.da4ml_version(), "yosys": synth.yosys_version(), "verilator": sim.verilator_version()}
 
 
 def measure(model_or_graph: nn.Module | Graph, pass_args: dict | None, data, *, split: str = "val",
@@ -50,10 +49,10 @@ def measure(model_or_graph: nn.Module | Graph, pass_args: dict | None, data, *, 
     ``reference_matches_pytorch`` (integer reference == fake-quant logits on those rows),
     ``synth_seconds``, ``sim_seconds``, ``cached`` and more (see the README's Hardware section).
     """
+    x = _rows(data, split, rows)
     quantized = _quantized(model_or_graph, pass_args)
     design = integer.from_graph(quantized)
     integer.check_widths(design)
-    x = _rows(data, split, rows)
     x_codes = integer.input_codes(design, x)
     reference = integer.forward_codes(design, x_codes)
     with torch.no_grad():

