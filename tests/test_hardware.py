@@ -112,7 +112,7 @@ def _ties(design, x_codes) -> int:
             shift = design.layers[i - 1].acc_frac - layer.data_in[1]
             count += int(np.sum(v % (1 << shift) == (1 << (shift - 1)))) if shift > 0 else 0
             v = integer.requantize(v, design.layers[i - 1].acc_frac, *layer.data_in)
-        v = integer._accumulate(layer, v)
+        v = integer.accumulate(layer, v)
         v = np.maximum(v, 0) if layer.relu else v
     return count
 

@@ -73,10 +73,10 @@ def measure(model_or_graph: nn.Module | Graph, pass_args: dict | None, data, *, 
 
 
 def _quantized(model_or_graph, pass_args) -> Graph:
-    graph = model_or_graph if isinstance(model_or_graph, Graph) else trace(model_or_graph.eval())
-    if pass_args is None:
-        return graph
-    quantized, _ = quantize_transform_pass(graph, pass_args)
+    """A quantized copy in eval mode (BatchNorm uses its running statistics, as the hardware does)."""
+    graph = model_or_graph if isinstance(model_or_graph, Graph) else trace(model_or_graph)
+    quantized = graph.copy() if pass_args is None else quantize_transform_pass(graph, pass_args)[0]
+    quantized.model.eval()
     return quantized
 
 

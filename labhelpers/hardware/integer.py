@@ -182,13 +182,14 @@ def forward_codes(design: Design, x_codes: np.ndarray) -> np.ndarray:
     for i, layer in enumerate(design.layers):
         if i:
             v = requantize(v, design.layers[i - 1].acc_frac, *layer.data_in)
-        v = _accumulate(layer, v)
+        v = accumulate(layer, v)
         if layer.relu:
             v = np.maximum(v, 0)
     return v
 
 
-def _accumulate(layer: Layer, v: np.ndarray) -> np.ndarray:
+def accumulate(layer: Layer, v: np.ndarray) -> np.ndarray:
+    """One layer's accumulator codes (int64, at ``layer.acc_frac``) for input codes ``v``, before any ReLU."""
     product_shift = layer.acc_frac - layer.data_in[1] - layer.weight_fmt[1]
     bias_shift = layer.acc_frac - layer.bias_fmt[1]
     return ((v @ layer.weight.T) << product_shift) + (layer.bias << bias_shift)

@@ -1,0 +1,98 @@
+"""Time the hardware flow per design, and check the integer reference over whole Lab 3 spaces.
+
+* **synthesis**: ``labhelpers.hardware.measure`` on a few designs of the shipped spaces (JSC-Tiny grid
+  points and JSC-Three-Linear mixed-precision points, seeded), with a fresh cache folder so nothing
+  is reused. Prints per design LUTs, FFs, CARRY4, latency in cycles, synthesis and verification
+  (Verilator build + run on ``--rows`` rows) seconds, then the medians.
+* **--reference**: the integer reference against the fake-quantized PyTorch model on every validation
+  row, for every point of the JSC-Tiny grid and the 1,000-point mixed-precision space (minutes);
+  prints how many points matched exactly.
+
+    python benchmarks/bench_hardware.py [--designs 4] [--rows 1000] [--reference]
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from labhelpers import data, graph, hardware, models, search
+from labhelpers.hardware import integer
+from labhelpers.passes import quantize_transform_pass
+
+ROOT = Path(__file__).resolve().parent.parent
+SPACES = (ROOT / "configs" / "jsc_tiny_by_name_brute_force.toml", ROOT / "configs" / "jsc_three_linear_mixed_precision.toml")
+
+
+def space_points(path: Path, n: int | None, seed: int = 0):
+    """(float model, [(params, pass_args)]) of a search config: all points, or ``n`` seeded ones."""
+    cfg = search.load_config(path)
+    points = list(cfg.space.grid())
+    if n is not None:
+        points = random.Random(seed).sample(points, min(n, len(points)))
+    model, _ = models.load(ROOT / cfg.model["checkpoint"])
+    return model, [(p, cfg.space.to_config(p)) for p in points]
+
+
+def synthesis(jsc, designs: int, rows: int) -> None:
+    rows_out = []
+    with tempfile.TemporaryDirectory() as cache:
+        for path in SPACES:
+            model, points = space_points(path, designs)
+            for params, pass_args in points:
+                r = hardware.measure(model, pass_args, jsc, rows=rows, cache_dir=cache)
+                rows_out.append(r)
+                print(f"{path.stem[:24]:24s} {_short(params):48s} luts={r['luts']:5d} ffs={r['ffs']:5d} "
+                      f"carry4={r['carry4']:4d} latency_cycles={r['latency_cycles']} rtl_matches={r['rtl_matches']} "
+                      f"synth_s={r['synth_seconds']:.1f} verify_s={r['sim_seconds']:.1f}", flush=True)
+    print(f"designs: {len(rows_out)}, all rtl_matches: {all(r['rtl_matches'] for r in rows_out)}, "
+          f"rows checked each: {rows_out[0]['rows_checked']}")
+    print(f"median synth_seconds: {statistics.median(r['synth_seconds'] for r in rows_out):.1f} "
+          f"(min {min(r['synth_seconds'] for r in rows_out):.1f}, max {max(r['synth_seconds'] for r in rows_out):.1f})")
+    print(f"median verify seconds (Verilator build + {rows} rows): {statistics.median(r['sim_seconds'] for r in rows_out):.1f}")
+
+
+def _short(params: dict) -> str:
+    return " ".join(f"{k.split('/')[0][-1]}{k.split('/')[1][0]}={v[0]},{v[1]}" for k, v in params.items())
+
+
+def reference(jsc) -> None:
+    x = jsc.split("val")[0]
+    for path in SPACES:
+        model, points = space_points(path, None)
+        g = graph.trace(model)
+        matched, start = 0, time.perf_counter()
+        for params, pass_args in tqdm(points, desc=path.stem, leave=False):
+            q, _ = quantize_transform_pass(g, pass_args)
+            with torch.no_grad():
+                expected = q(x).double().numpy()
+            if np.array_equal(integer.logits(integer.from_graph(q), x), expected):
+                matched += 1
+            else:
+                print(f"MISMATCH {path.name} {params}")
+        print(f"{path.name}: integer reference == fake-quant on all {len(x)} val rows for "
+              f"{matched}/{len(points)} points ({time.perf_counter() - start:.0f} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--designs", type=int, default=3, help="designs per space (default 3)")
+    parser.add_argument("--rows", type=int, default=1000, help="rows simulated per design (default 1000)")
+    parser.add_argument("--reference", action="store_true", help="check the integer reference over whole spaces")
+    args = parser.parse_args()
+    jsc = data.load_jsc("sim", verbose=False)
+    if args.reference:
+        reference(jsc)
+    else:
+        synthesis(jsc, args.designs, args.rows)
+
+
+if __name__ == "__main__":
+    main()
