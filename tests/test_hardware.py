@@ -22,7 +22,7 @@ from labhelpers.passes import quantize
 ROOT = Path(__file__).resolve().parent.parent
 TINY_SPACES = sorted((ROOT / "configs").glob("jsc_tiny_*.toml"))
 MIXED = ROOT / "configs" / "jsc_three_linear_mixed_precision.toml"
-MIXED_SAMPLE = 12  # of 1,000 points; benchmarks/bench_hardware.py --reference checks them all
+MIXED_SAMPLE = 40  # of 1,000 points; benchmarks/bench_hardware.py --reference checks them all
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +232,8 @@ def test_cli_acceptance_json_then_cached(tmp_path, monkeypatch, capsys):
     assert first["luts"] > 0 and first["ffs"] > 0 and first["carry4"] > 0 and first["latency_cycles"] >= 1
     assert first["cached"] is False and first["synth_seconds"] > 0 and first["reference_matches_pytorch"] is True
     assert first["luts"] == sum(n for c, n in first["cells"].items() if c.startswith("LUT"))
+    assert (ROOT / first["rtl_dir"] / "src" / "jsc.v").is_file()  # the Verilog is kept beside the result
+    assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")] == []  # no build left over
 
     def fail(*args, **kwargs):
         raise AssertionError("a cached design must not be synthesized or simulated again")

@@ -65,9 +65,11 @@ def measure(model_or_graph: nn.Module | Graph, pass_args: dict | None, data, *, 
     stored = cache.get(folder, digest) if use_cache else None
     if stored is not None:
         return {**stored, "reference_matches_pytorch": matches_pytorch, "cached": True}
-    result = _build(design, x_codes, reference, folder / digest, latency_cutoff, timeout_s, verify)
-    result.update(reference_matches_pytorch=matches_pytorch, family=FAMILY, tools=versions, design_hash=design.digest(),
-                  accumulator_bits=integer.accumulator_widths(design), cached=False)
+    with cache.workspace(folder, digest) as work:
+        result = _build(design, x_codes, reference, work, latency_cutoff, timeout_s, verify)
+    result.update(reference_matches_pytorch=matches_pytorch, accumulator_bits=integer.accumulator_widths(design),
+                  family=FAMILY, tools=versions, design_hash=design.digest(), rtl_dir=str(folder / digest),
+                  cached=False)
     cache.put(folder, digest, result)
     return result
 
@@ -97,7 +99,7 @@ def _build(design, x_codes, reference, folder: Path, latency_cutoff, timeout_s, 
     written = rtl.write(design, folder, latency_cutoff=latency_cutoff)
     figures = synth.synthesize(written.sources, written.name, timeout_s=timeout_s)
     result = {**figures, "latency_cycles": written.latency_cycles, "input_bits": written.input_bits,
-              "output_bits": written.output_bits, "rtl_dir": str(folder)}
+              "output_bits": written.output_bits}
     if not verify:
         return {**result, "rtl_matches": None, "rows_checked": 0, "mismatched_rows": None, "sim_seconds": 0.0}
     start = time.perf_counter()

@@ -6,9 +6,12 @@ result (latency cutoff, rows checked). A repeated design is read back instead of
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 DEFAULT_DIR = Path("runs/hardware-cache")  # relative to the working directory, like runs/search
@@ -40,3 +43,22 @@ def put(folder: Path, digest: str, result: dict) -> Path:
     tmp = folder / f".{digest}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(result, indent=1))
     return tmp.replace(folder / f"{digest}.json")
+
+
+@contextlib.contextmanager
+def workspace(folder: Path, digest: str):
+    """A fresh build folder; on success it becomes ``folder/digest`` (the design's Verilog, kept).
+
+    Each call builds in its own temporary folder, so two processes measuring the same design never
+    share da4ml's build files. A failed build keeps its temporary folder for inspection.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{digest[:16]}.", dir=folder))
+    yield work
+    final = folder / digest
+    shutil.rmtree(final, ignore_errors=True)
+    try:
+        work.rename(final)
+    except OSError:  # another process renamed its copy of the same design first
+        shutil.rmtree(work, ignore_errors=True)
