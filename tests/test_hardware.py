@@ -257,7 +257,9 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, monkeypatch, capsys):
     cases = [(["--model", "jsc-tiny", "--config", str(float_config)], "hardware needs every Linear quantized"),
              (["--model", "jsc-huge", "--config", "configs/jsc_tiny_int8.toml"], "--model 'jsc-huge' is unknown"),
              (["--model", "jsc-tiny", "--config", "configs/nope.toml"], "nope.toml"),
-             (["--model", "jsc-tiny", "--config", "configs/jsc_tiny_int8.toml", "--rows", "-3"], "rows=-3")]
+             (["--model", "jsc-tiny", "--config", "configs/jsc_tiny_int8.toml", "--rows", "-3"], "rows=-3"),
+             (["--model", "jsc-tiny", "--config", "configs/jsc_tiny_int8.toml", "--latency-cutoff", "0"],
+              "latency_cutoff=0.0 must be > 0")]
     for argv, message in cases:
         assert cli.main(["hardware", *argv, "--json"]) == 2, argv
         err = capsys.readouterr().err

@@ -103,13 +103,13 @@ def write(design: Design, path: str | Path, *, name: str = "jsc", latency_cutoff
     """Write pipelined Verilog for ``design`` under ``path``; refuse I/O wider than the tools allow."""
     from da4ml.codegen import VerilogModel
 
+    if not latency_cutoff > 0:
+        raise ValueError(f"latency_cutoff={latency_cutoff!r} must be > 0 (da4ml's per-stage delay; default {DEFAULT_LATENCY_CUTOFF})")
     comb = trace(design)
     in_bits, out_bits = io_bits(comb)
     if out_bits > MAX_IO_BITS:
         raise ValueError(f"the output needs {out_bits} bits; the Verilator emulation carries at most {MAX_IO_BITS}: "
                          f"narrow the last layer's weight/data_in widths")
-    if latency_cutoff <= 0:
-        raise ValueError(f"latency_cutoff={latency_cutoff!r} must be > 0 (da4ml's per-stage delay; default {DEFAULT_LATENCY_CUTOFF})")
     path = Path(path)
     model = VerilogModel(comb, name, path, latency_cutoff=latency_cutoff, print_latency=False)
     model.write()
