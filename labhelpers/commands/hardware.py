@@ -45,5 +45,12 @@ def run(args) -> int:
     else:
         for key, value in out.items():
             if key != "cells":
-                print(f"{key}: {json.dumps(value) if not isinstance(value, str) else value}")
+                print(f"{key}: {_text(value)}")
     return 0
+
+
+def _text(value) -> str:
+    """JSON spelling (true, null, lists) for a key: value line; seconds rounded to 0.01."""
+    if isinstance(value, str):
+        return value
+    return f"{value:.2f}" if isinstance(value, float) else json.dumps(value)
