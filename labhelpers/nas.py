@@ -258,9 +258,7 @@ def _train_settings(table: dict, where: str) -> dict:
     search._check_keys(table, set(TRAIN_SETTINGS), where)
     settings = {**TRAIN_SETTINGS, **table}
     for key in ("epochs", "batch_size", "n_seeds"):
-        v = settings[key]
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{where} {key}={v!r} must be a positive integer")
+        validate.positive_int(f"{where} {key}", settings[key])
     validate.positive_number(f"{where} lr", settings["lr"], example="1e-3")
     if not isinstance(settings["seed"], int) or isinstance(settings["seed"], bool) or settings["seed"] < 0:
         raise ValueError(f"{where} seed={settings['seed']!r} must be a non-negative integer")
