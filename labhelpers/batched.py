@@ -35,10 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import models
+from . import models, validate
 from .data import JSC, batches
 from .metrics import num_threads
-from . import validate
 from .train import _check_positive, check_loss, seed_everything
 
 N_IN, N_OUT = models.N_FEATURES, models.N_CLASSES
