@@ -44,6 +44,7 @@ Bad input that used to give a traceback or be accepted:
 | ckpt-three-linear-as-tiny | JSC-Three-Linear state under model "jsc-tiny" | ``has extra key(s)`` |
 | ckpt-nan / ckpt-float64 | NaN weight / float64 tensors | ``NaN/inf`` / ``torch.float64`` |
 | toml-data-path-int | ``[data] path = 3`` | ``[data] path=3`` |
+| toml-checkpoint-int | ``[model] checkpoint = 3`` | ``[model] checkpoint=3`` |
 | toml-space-scalar | ``[search] search_space = 3`` | ``[search.search_space] must be a table`` |
 | toml-metrics-scalar | ``[search.strategy] metrics = 3`` | ``[search.strategy.metrics]`` |
 | toml-nas-lr-inf | ``[search.search_space.train] lr = inf`` | ``lr=inf`` |
@@ -61,7 +62,11 @@ Bad input that used to give a traceback or be accepted:
 | patience | ``train --patience -2`` | ``patience=-2`` |
 | n-trials-huge | ``search --n-trials 99999999999999999999`` | ``at most 1000000`` |
 
-Separately: a NAS search whose training diverges fails that trial with the error (exit 1, no completed trial).
+Separately: a NAS search whose training diverges fails that trial with the error (exit 1, no completed
+trial); ``--force`` does overwrite (train, release); the real ``python -m labhelpers`` prints the same line.
+
+The repo folders are compared by size and mtime, so do not run the notebooks (nbval) of this checkout at
+the same time: the labs write imgs/ and checkpoints/.
 """
 from __future__ import annotations
 
@@ -256,6 +261,8 @@ CASES = {
     # search configs
     "toml-data-path-int": (lambda t: ["search", "--config", _by_type(t, 'split = "val"', 'split = "val"\npath = 3')],
                            ["[data] path=3"]),
+    "toml-checkpoint-int": (lambda t: ["search", "--config", _by_type(t, 'checkpoint = "checkpoints/jsc-tiny.pt"',
+                                                                       "checkpoint = 3")], ["[model] checkpoint=3"]),
     "toml-space-scalar": (lambda t: ["search", "--config", _toml(t, "[search]\nsearch_space = 3\n")],
                           ["[search.search_space] must be a table"]),
     "toml-metrics-scalar": (lambda t: ["search", "--config", _by_type(
@@ -338,6 +345,12 @@ def test_force_overwrites_a_checkpoint(workdir, capsys):
     old = target.read_bytes()
     assert cli.main(_train("--out", str(target), "--force")) == 0
     assert target.read_bytes() != old and models.load(target)[1]["epochs_run"] == 2
+
+
+def test_force_replaces_existing_student_notebooks(workdir, capsys):
+    student = Path(_student_folder(workdir))
+    assert cli.main(["release", "--out", str(student), "--force"]) == 0
+    assert all("raise NotImplementedError" in p.read_text() for p in student.glob("*.ipynb"))
 
 
 def test_diverging_nas_trial_fails_with_the_error(workdir, capsys):
