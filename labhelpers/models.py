@@ -175,7 +175,10 @@ def _read_checkpoint(path: Path) -> dict:
     except Exception as exc:  # UnpicklingError for unsafe pickles, RuntimeError for corrupt zips
         raise ValueError(f"refusing checkpoint {path}: it is not a plain weights file "
                          f"({type(exc).__name__}); only load checkpoints written by labhelpers.models.save") from None
-    if not isinstance(blob, dict) or "state_dict" not in blob or blob.get("model") not in MODELS:
+    if not isinstance(blob, dict) or "state_dict" not in blob or "model" not in blob:
         raise ValueError(f"checkpoint {path} lacks the keys 'model' and 'state_dict' of a labhelpers checkpoint; "
                          f"re-create it with `python -m labhelpers train`")
+    if not isinstance(blob["model"], str) or blob["model"] not in MODELS:
+        raise ValueError(f"checkpoint {path} model={blob['model']!r} is unknown; a labhelpers checkpoint holds one of "
+                         f"{sorted(MODELS)}")
     return blob

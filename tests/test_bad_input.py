@@ -42,6 +42,8 @@ Bad input that used to give a traceback or be accepted:
 | ckpt-missing-key / -extra-key | a state_dict key dropped / added | ``lacks`` / ``has extra`` |
 | ckpt-wrong-shape | Linear weight (5, 8) | ``(5, 16)`` |
 | ckpt-three-linear-as-tiny | JSC-Three-Linear state under model "jsc-tiny" | ``has extra key(s)`` |
+| ckpt-unknown-model | ``"model": "jsc-huge"`` | ``model='jsc-huge' is unknown`` |
+| ckpt-other-model | a jsc-tiny checkpoint for ``metrics --model jsc-three-linear`` | ``holds model 'jsc-tiny'`` |
 | ckpt-nan / ckpt-float64 | NaN weight / float64 tensors | ``NaN/inf`` / ``torch.float64`` |
 | toml-data-path-int | ``[data] path = 3`` | ``[data] path=3`` |
 | toml-checkpoint-int | ``[model] checkpoint = 3`` | ``[model] checkpoint=3`` |
@@ -255,6 +257,9 @@ CASES = {
         t / "c.pt", edit=lambda s: s.update({"seq_blocks.2.weight": torch.zeros(5, 8)}))), ["seq_blocks.2.weight", "(5, 16)"]),
     "ckpt-three-linear-as-tiny": (lambda t: _metrics(_checkpoint(t / "c.pt", state_dict=_three_linear_state(t))),
                                   ["has extra key(s)", "jsc-tiny"]),
+    "ckpt-unknown-model": (lambda t: _metrics(_checkpoint(t / "c.pt", model="jsc-huge")), ["model='jsc-huge' is unknown"]),
+    "ckpt-other-model": (lambda t: ["metrics", "--model", "jsc-three-linear", "--dataset", "sim", "--checkpoint",
+                                    str(_checkpoint(t / "c.pt"))], ["holds model 'jsc-tiny', not 'jsc-three-linear'"]),
     "ckpt-nan": (lambda t: _metrics(_checkpoint(t / "c.pt", edit=_nan_weight)), ["seq_blocks.2.weight", "NaN/inf"]),
     "ckpt-float64": (lambda t: _metrics(_checkpoint(t / "c.pt", edit=lambda s: s.update(
         {k: v.double() for k, v in s.items() if v.is_floating_point()}))), ["torch.float64", "torch.float32"]),
