@@ -68,6 +68,9 @@ def train(model: nn.Module, data: JSC, *, epochs: int = 10, batch_size: int = 51
     validate.positive_number("lr", lr, example="1e-3")
     if patience is not None:
         validate.positive_int("patience", patience)
+    if len(data.x_train) % batch_size == 1 and _has_batch_norm(model):
+        raise ValueError(f"batch_size={batch_size} leaves a last batch of 1 of the {len(data.x_train)} training rows, "
+                         f"and BatchNorm needs at least 2: choose another batch_size, e.g. {batch_size + 1}")
     generator = seed_everything(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     best = (float("inf"), None, -1)
@@ -108,6 +111,10 @@ def check_loss(losses, epoch: int, lr: float, what: str = "the model") -> None:
     if bad:
         raise ValueError(f"training diverged: the loss of {what} became {bad[0]} in epoch {epoch} with lr={lr!r}; "
                          f"nothing was saved: use a smaller lr, e.g. 1e-3")
+
+
+def _has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
 
 
 def _check_positive(**values) -> None:

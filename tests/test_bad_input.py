@@ -62,6 +62,7 @@ Bad input that used to give a traceback or be accepted:
 | heartbeat | ``search --heartbeat -5`` | ``--heartbeat=-5`` |
 | timeout-run-labs / -grade | ``--timeout-per-cell -1`` | ``--timeout-per-cell=-1`` |
 | patience | ``train --patience -2`` | ``patience=-2`` |
+| batch-of-one | ``train --batch-size 319`` with 320 training rows (BatchNorm on 1 row) | ``batch_size=319``, ``e.g. 320`` |
 | n-trials-huge | ``search --n-trials 99999999999999999999`` | ``at most 1000000`` |
 
 Separately: a NAS search whose training diverges fails that trial with the error (exit 1, no completed
@@ -298,6 +299,7 @@ CASES = {
                          ["--timeout-per-cell=-1", "positive"]),
     "timeout-grade": (lambda t: ["grade", _v3(t), "--timeout-per-cell", "-1"], ["--timeout-per-cell=-1"]),
     "patience": (lambda t: _train("--patience", "-2", "--out", str(t / "x.pt")), ["patience=-2", "positive integer"]),
+    "batch-of-one": (lambda t: _train("--batch-size", "319", "--out", str(t / "x.pt")), ["batch_size=319", "e.g. 320"]),
     "n-trials-huge": (lambda t: ["search", "--config", str(BY_TYPE), "--n-trials", "99999999999999999999"],
                       ["--n-trials=99999999999999999999", "at most 1000000"]),
 }
