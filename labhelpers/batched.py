@@ -35,11 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import models
+from . import models, validate
 from .data import JSC, batches
 from .metrics import num_threads
 from .numerics import train_dtype
-from .train import _check_positive, seed_everything
+from .train import _check_positive, check_loss, seed_everything
 
 N_IN, N_OUT = models.N_FEATURES, models.N_CLASSES
 EVAL_CHUNK = 8192
@@ -277,8 +277,7 @@ def _train_many(hidden, data, seeds, data_seed, epochs, batch_size, lr, final_re
                 evaluate_every_epoch, overhead_macs, dtype, progress) -> Trained:
     specs = _spec_list(hidden, seeds)
     _check_positive(epochs=epochs, batch_size=batch_size)
-    if not lr > 0:
-        raise ValueError(f"lr={lr!r} must be positive, e.g. 1e-3")
+    validate.positive_number("lr", lr, example="1e-3")
     data_seed = (seeds if isinstance(seeds, int) else 0) if data_seed is None else data_seed
     generator = seed_everything(data_seed)
     buckets, flat = _build_buckets(specs, final_relu, overhead_macs, dtype)
@@ -288,6 +287,8 @@ def _train_many(hidden, data, seeds, data_seed, epochs, batch_size, lr, final_re
     bar = tqdm(range(1, epochs + 1), desc=f"epochs ({len(specs)} networks)", disable=not progress, leave=False)
     for epoch in bar:
         train_loss = _train_epoch(buckets, norm, optimizer, data, batch_size, generator, len(specs))
+        for k in np.flatnonzero(~np.isfinite(train_loss))[:1]:
+            check_loss(train_loss[k], epoch, lr, f"network hidden={specs[k][:2]} seed={specs[k][2]}")
         if evaluate_every_epoch or epoch == epochs:
             val = _evaluate(buckets, norm, *data.split("val"), len(specs))
             history.append(pd.DataFrame({"network": range(len(specs)), "epoch": epoch, "train_loss": train_loss,

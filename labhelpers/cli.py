@@ -1,8 +1,8 @@
 """``python -m labhelpers <command>``: one subcommand per module in ``labhelpers/commands/``.
 
 A command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
-Errors that users can fix (ValueError, FileNotFoundError, ConnectionError) print one line and exit
-with status 2; ``--debug`` shows the traceback instead.
+Errors that users can fix (ValueError, FileNotFoundError, FileExistsError, ConnectionError) print one
+line and exit with status 2; ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 
 from . import commands
 
-USER_ERRORS = (ValueError, FileNotFoundError, ConnectionError, KeyError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ConnectionError, KeyError)
 
 
 def _command_modules():
@@ -41,8 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {_one_line(message)}", file=sys.stderr)
         return 2
+
+
+def _one_line(message) -> str:
+    """The message on one line: a library message that spans lines (tabs, dumps) must not break the format."""
+    return " ".join(str(message).split())
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ OPENML_ID = 42468  # hls4ml_lhc_jets_hlf
 H5_KEY = "t_allpar_new"
 SOURCES = ("auto", "real", "sim")
 SPLITS = ("train", "val", "test")
+MIN_ROWS_PER_CLASS = 2  # in each split: every class is learned from, validated and tested on
 
 
 def data_dir() -> Path:
@@ -83,13 +84,37 @@ def _check_frame(df: pd.DataFrame, where: str) -> tuple[np.ndarray, np.ndarray]:
     if missing:
         raise ValueError(f"{where} lacks feature columns {missing}; it needs all of {list(FEATURES)}")
     y = _labels(df, where)
-    x = df[list(FEATURES)].to_numpy(dtype=np.float64)
+    text = [f for f in FEATURES if not pd.api.types.is_numeric_dtype(df[f]) or pd.api.types.is_bool_dtype(df[f])]
+    if text:
+        raise ValueError(f"{where} feature column {text[0]!r} is not numeric ({df[text[0]].dtype}); "
+                         f"every feature must be a number")
+    return _check_features(df[list(FEATURES)].to_numpy(dtype=np.float64), where), y
+
+
+def _check_features(x: np.ndarray, where: str) -> np.ndarray:
+    """``x`` as float32 if it is a numeric (N, 16) array without NaN/inf; else ValueError naming the problem."""
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"{where} features have dtype {x.dtype}; they must be numbers (float or int)")
+    if x.ndim != 2 or x.shape[1] != len(FEATURES):
+        raise ValueError(f"{where} features have shape {x.shape}; expected (N, {len(FEATURES)})")
     bad = ~np.isfinite(x)
     if bad.any():
         col = FEATURES[int(np.nonzero(bad.any(axis=0))[0][0])]
         raise ValueError(f"{where} has {int(bad.sum())} NaN/inf feature values (first in column {col!r}); "
                          f"drop or impute those rows before loading")
-    return x.astype(np.float32), y
+    return x.astype(np.float32)
+
+
+def _check_class_indices(y: np.ndarray, where: str) -> np.ndarray:
+    """``y`` as int64 if it holds integer class indices 0..4; float or out-of-range labels are refused."""
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{where} labels y have dtype {y.dtype}; they must be integer class indices "
+                         f"0..{len(CLASSES) - 1} ({', '.join(CLASSES)})")
+    outside = y[(y < 0) | (y >= len(CLASSES))]
+    if len(outside):
+        raise ValueError(f"{where} label {int(outside[0])} is out of range; class indices must lie in "
+                         f"0..{len(CLASSES) - 1} ({', '.join(CLASSES)})")
+    return y.astype(np.int64)
 
 
 def _labels(df: pd.DataFrame, where: str) -> np.ndarray:
@@ -183,11 +208,10 @@ def read_sim(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:
         raise ValueError(f"simulated JSC {path} is corrupt ({type(exc).__name__}: {exc}); "
                          f"restore it with `git checkout -- {path}`") from None
-    if x.ndim != 2 or x.shape[1] != len(FEATURES) or len(y) != len(x):
+    if x.ndim != 2 or x.shape[1] != len(FEATURES) or y.ndim != 1 or len(y) != len(x):
         raise ValueError(f"simulated JSC {path} has X {x.shape} and y {y.shape}; expected (N, 16) and (N,)")
-    if not np.isfinite(x).all():
-        raise ValueError(f"simulated JSC {path} contains NaN/inf; regenerate it with `python -m labhelpers data simulate`")
-    return x.astype(np.float32), y.astype(np.int64)
+    where = f"simulated JSC {path}"
+    return _check_features(x, where), _check_class_indices(y, where)
 
 
 # ----------------------------------------------------------------------------- preprocessing
@@ -226,6 +250,7 @@ def load_jsc(source: str = "auto", path: str | Path | None = None, *, val_fracti
         raise ValueError(f"source={source!r} is unknown; choose one of {list(SOURCES)}")
     x, y, source, origin = _read_source(source, path, verbose)
     arrays = preprocess(x, y, val_fraction=val_fraction)
+    _check_rows_per_class(arrays, origin)
     tensors = {k: torch.from_numpy(v) for k, v in arrays.items() if k[:2] in ("x_", "y_")}
     return JSC(**tensors, source=source, origin=origin, scaler_mean=arrays["mean"], scaler_scale=arrays["scale"])
 
@@ -241,6 +266,16 @@ def _read_source(source: str, path, verbose: bool):
         print(f"JSC: using the simulated dataset data/{sim_path().name} (for the real hls4ml data run "
               f"load_jsc('real') once online, or pass path=<hls4ml .h5>)")
     return (*read_sim(), "sim", _SIM_ORIGIN)
+
+
+def _check_rows_per_class(arrays: dict, origin: str) -> None:
+    for split in SPLITS:
+        counts = np.bincount(arrays[f"y_{split}"], minlength=len(CLASSES))
+        if counts.min() < MIN_ROWS_PER_CLASS:
+            cls = CLASSES[int(counts.argmin())]
+            raise ValueError(f"JSC data {origin}: class {cls!r} has {int(counts.min())} row(s) in the {split} split; "
+                             f"every class needs at least {MIN_ROWS_PER_CLASS} rows in each of train/val/test "
+                             f"(splits are 64/16/20% of the distinct rows): give more data")
 
 
 # ----------------------------------------------------------------------------- batches

@@ -10,6 +10,7 @@ negative can never win on its own. ``final_relu=True`` (the default) keeps MASE'
 """
 from __future__ import annotations
 
+import inspect
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,7 @@ from torch import nn
 
 N_FEATURES = 16
 N_CLASSES = 5
+MAX_HIDDEN = 1024  # widest hidden layer accepted (Lab 4 searches 8..128); larger ones only exhaust memory
 
 
 class JSCTiny(nn.Module):
@@ -55,9 +57,11 @@ class JSCThreeLinear(nn.Module):
 
 
 def _check_hidden(hidden) -> tuple[int, int]:
-    hidden = tuple(hidden)
-    if len(hidden) != 2 or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden):
-        raise ValueError(f"hidden={hidden!r}: give two positive integer widths, e.g. hidden=(16, 16)")
+    hidden = tuple(hidden) if isinstance(hidden, (list, tuple)) else hidden
+    if not isinstance(hidden, tuple) or len(hidden) != 2 \
+            or not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= MAX_HIDDEN for h in hidden):
+        raise ValueError(f"hidden={hidden!r}: give two positive integer widths of at most {MAX_HIDDEN}, "
+                         f"e.g. hidden=(16, 16)")
     return hidden
 
 
@@ -71,6 +75,12 @@ def build(name: str, **kwargs) -> nn.Module:
     """A fresh model from the registry, e.g. ``build("jsc-tiny", final_relu=False)``."""
     if name not in MODELS:
         raise ValueError(f"model={name!r} is unknown; choose one of {sorted(MODELS)}")
+    allowed = list(inspect.signature(MODELS[name]).parameters)
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"model {name!r} has no setting {unknown[0]!r}; its settings: {allowed}")
+    if not isinstance(kwargs.get("final_relu", True), bool):
+        raise ValueError(f"final_relu={kwargs['final_relu']!r} must be True or False")
     return MODELS[name](**kwargs)
 
 
@@ -116,13 +126,44 @@ def load(path: str | Path, *, expected_model: str | None = None,
     if expected_model is not None and name != expected_model:
         raise ValueError(f"checkpoint {path} holds model {name!r}, not {expected_model!r}; "
                          f"pass the checkpoint of a {expected_model} model")
-    model = build(name, **blob.get("model_kwargs", {}))
-    model.load_state_dict(blob["state_dict"])
-    meta = {"model": name, "model_kwargs": blob.get("model_kwargs", {}), **blob.get("meta", {})}
+    kwargs, meta = _table(blob, "model_kwargs", path), _table(blob, "meta", path)
+    try:
+        model = build(name, **kwargs)
+    except ValueError as exc:
+        raise ValueError(f"checkpoint {path} model_kwargs: {exc}") from None
+    model.load_state_dict(_checked_state(model, blob["state_dict"], name, path))
+    meta = {"model": name, "model_kwargs": kwargs, **meta}
     if fingerprint is not None and meta.get("dataset_fingerprint") not in (None, fingerprint):
         warnings.warn(f"checkpoint {path} was trained on dataset {meta['dataset_fingerprint']}, "
                       f"but the loaded data is {fingerprint}; accuracies may not compare", stacklevel=2)
     return model.eval(), meta
+
+
+def _table(blob: dict, key: str, path) -> dict:
+    value = blob.get(key, {})
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"checkpoint {path}: {key} must be a dict with string keys, got {type(value).__name__}; "
+                         f"re-create it with `python -m labhelpers train`")
+    return value
+
+
+def _checked_state(model: nn.Module, state, name: str, path) -> dict:
+    """``state`` if it has exactly the model's keys, shapes and dtypes and only finite values; else ValueError."""
+    where = f"checkpoint {path} state_dict"
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{where} must map parameter names to tensors; re-create it with `python -m labhelpers train`")
+    wanted = model.state_dict()
+    for problem, keys in (("lacks", [k for k in wanted if k not in state]), ("has extra", [k for k in state if k not in wanted])):
+        if keys:
+            raise ValueError(f"{where} {problem} key(s) {keys[:3]} for model {name!r}; it is not a checkpoint of this "
+                             f"model (its keys: {list(wanted)[:3]}...)")
+    for key, tensor in state.items():
+        if tensor.shape != wanted[key].shape or tensor.dtype != wanted[key].dtype:
+            raise ValueError(f"{where}[{key!r}] is {tensor.dtype} {tuple(tensor.shape)}; model {name!r} with these "
+                             f"model_kwargs needs {wanted[key].dtype} {tuple(wanted[key].shape)}")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"{where}[{key!r}] holds NaN/inf values (a diverged training run); retrain the model")
+    return state
 
 
 def _read_checkpoint(path: Path) -> dict:
@@ -134,7 +175,10 @@ def _read_checkpoint(path: Path) -> dict:
     except Exception as exc:  # UnpicklingError for unsafe pickles, RuntimeError for corrupt zips
         raise ValueError(f"refusing checkpoint {path}: it is not a plain weights file "
                          f"({type(exc).__name__}); only load checkpoints written by labhelpers.models.save") from None
-    if not isinstance(blob, dict) or "state_dict" not in blob or blob.get("model") not in MODELS:
+    if not isinstance(blob, dict) or "state_dict" not in blob or "model" not in blob:
         raise ValueError(f"checkpoint {path} lacks the keys 'model' and 'state_dict' of a labhelpers checkpoint; "
                          f"re-create it with `python -m labhelpers train`")
+    if not isinstance(blob["model"], str) or blob["model"] not in MODELS:
+        raise ValueError(f"checkpoint {path} model={blob['model']!r} is unknown; a labhelpers checkpoint holds one of "
+                         f"{sorted(MODELS)}")
     return blob

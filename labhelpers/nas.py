@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
-from . import batched, models
+from . import batched, models, validate
 from .data import JSC
 from .passes.channels import mlp_params
 
@@ -245,8 +245,8 @@ def architecture_space(section: dict):
 def _widths(values, where: str) -> list[int]:
     values = values if isinstance(values, list) else [values]
     for v in values:
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{where}: width {v!r} must be a positive integer, e.g. 32")
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= models.MAX_HIDDEN:
+            raise ValueError(f"{where}: width {v!r} must be a positive integer at most {models.MAX_HIDDEN}, e.g. 32")
     if len(set(values)) != len(values) or not values:
         raise ValueError(f"{where}: {values} must list each width once")
     return sorted(values)
@@ -258,11 +258,8 @@ def _train_settings(table: dict, where: str) -> dict:
     search._check_keys(table, set(TRAIN_SETTINGS), where)
     settings = {**TRAIN_SETTINGS, **table}
     for key in ("epochs", "batch_size", "n_seeds"):
-        v = settings[key]
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{where} {key}={v!r} must be a positive integer")
-    if not isinstance(settings["lr"], (int, float)) or isinstance(settings["lr"], bool) or not settings["lr"] > 0:
-        raise ValueError(f"{where} lr={settings['lr']!r} must be a positive number, e.g. 1e-3")
+        validate.positive_int(f"{where} {key}", settings[key])
+    validate.positive_number(f"{where} lr", settings["lr"], example="1e-3")
     if not isinstance(settings["seed"], int) or isinstance(settings["seed"], bool) or settings["seed"] < 0:
         raise ValueError(f"{where} seed={settings['seed']!r} must be a non-negative integer")
     if not isinstance(settings["final_relu"], bool):

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import nbformat
 
+from . import validate
 from .tolerance import EXACT, declared, outputs_difference, shorten
 
 LABS = {"lab3": "lab3_quantization_search.ipynb", "lab4": "lab4_architecture_search.ipynb"}
@@ -68,9 +69,22 @@ def read(path) -> nbformat.NotebookNode:
     if not path.is_file():
         raise FileNotFoundError(f"notebook: no file {path}")
     try:
-        return nbformat.read(path, as_version=4)
-    except Exception as exc:  # nbformat raises several unrelated types for broken files
-        raise ValueError(f"notebook: {path} is not a valid .ipynb file ({type(exc).__name__}: {exc})") from None
+        nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+        if nb.get("nbformat") != 4:
+            raise ValueError(f"it is nbformat version {nb.get('nbformat')!r}, not 4; open and save it in Jupyter")
+        nbformat.validate(nb)
+        return nb
+    except Exception as exc:  # nbformat raises several unrelated types (and multi-line dumps) for broken files
+        raise ValueError(f"notebook: {path} is not a valid .ipynb file ({_why_invalid(exc)})") from None
+
+
+def _why_invalid(exc) -> str:
+    """One short line: where the schema check failed, else the first line of the message."""
+    at = "/".join(map(str, getattr(exc, "absolute_path", None) or []))
+    if at:
+        return f"{type(exc).__name__}: {at} does not match the nbformat 4 schema"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first if len(first) <= 120 else first[:117] + '...'}"
 
 
 def code_indices(nb) -> list[int]:
@@ -394,10 +408,24 @@ def read_params_file(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"params file: no file {path}")
-    params = yaml.safe_load(path.read_text()) or {}
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"params file: {path} is not valid YAML{line} ({getattr(exc, 'problem', None) or exc}); "
+                         "write 'name: value' lines") from None
     if not isinstance(params, dict):
         raise ValueError(f"params file: {path} must hold a mapping 'name: value', got {type(params).__name__}")
+    _check_sections(params, f"params file {path}")
     return params
+
+
+def _check_sections(params: dict, where: str) -> None:
+    """A ``lab3:`` / ``lab4:`` section must be a mapping of parameter names to values."""
+    for lab in LABS:
+        if lab in params and not isinstance(params[lab] or {}, dict):
+            raise ValueError(f"{where}: section {lab!r} must be a mapping 'name: value', got {params[lab]!r}")
 
 
 def lab_parameters(lab: str, declared: dict, params: dict) -> dict:
@@ -478,17 +506,25 @@ def _running_cell(output: Path, nb, params) -> str:
     return cell_label(nb, index)
 
 
-def run_labs(labs=None, parameters=None, out=None, progress=True, timeout_per_cell=None, notebooks=None) -> tuple[Path, list]:
+def run_labs(labs=None, parameters=None, out=None, progress=True, timeout_per_cell=None, notebooks=None,
+             force=False) -> tuple[Path, list]:
     """Execute the labs headless into a run folder; returns ``(run_dir, results)``.
 
     ``labs``: names from ``LABS`` (default all); ``notebooks``: explicit paths instead (tests).
     ``parameters``: overrides (``name: value`` for every lab that declares the name, or a
     ``lab3: {...}`` section). Every notebook is checked (parameters tag, names) before any runs.
+    An ``out`` folder holding any file the run would write (notebooks, run.json, imgs/) is refused
+    unless ``force``; the source notebooks themselves are never overwritten (use :func:`refresh`).
     """
     paths = [Path(p) for p in notebooks] if notebooks else [lab_path(lab) for lab in (labs or LABS)]
     params = dict(parameters or {})
+    _check_sections(params, "parameters")
     plans = [(p, _plan(p, params)) for p in paths]
     _check_all_used(params, plans)
+    if out:
+        out = validate.output_dir("--out", out)
+        written = [f for folder in OUTPUT_PARAMETERS.values() for f in sorted((out / folder).glob("*")) if f.is_file()]
+        _check_targets(paths, out, [*written, out / "run.json"], force)
     run_dir = Path(out) if out else new_run_dir(repo_dir() / "runs")
     run_dir.mkdir(parents=True, exist_ok=True)
     results = []
@@ -497,6 +533,16 @@ def run_labs(labs=None, parameters=None, out=None, progress=True, timeout_per_ce
         results.append(run_notebook(path, run_dir, own, progress=progress, timeout_per_cell=timeout_per_cell))
     (run_dir / "run.json").write_text(json.dumps(results, indent=2, default=str))
     return run_dir, results
+
+
+def _check_targets(sources, out: Path, extra, force: bool) -> None:
+    """Refuse to write over a source notebook (ever) or over existing output files (unless ``force``)."""
+    targets = [out / p.name for p in sources]
+    same = [t for t, p in zip(targets, sources) if t.exists() and t.resolve() == p.resolve()]
+    if same:
+        raise FileExistsError(f"--out {out}: {same[0]} is the notebook being read; choose another folder "
+                              "(run-labs --in-place refreshes the committed notebooks)")
+    validate.refuse_overwrite(f"--out {out}", [*targets, *extra], force)
 
 
 def _plan(path: Path, params: dict) -> dict:
@@ -873,10 +919,14 @@ def solution_count(nb) -> int:
     return sum(cell.source.count(BEGIN) for cell in nb.cells)
 
 
-def release(out, labs=None, notebooks=None) -> list[Path]:
-    """Write the student notebooks into ``out``; ValueError if a notebook has no solution blocks."""
+def release(out, labs=None, notebooks=None, force=False) -> list[Path]:
+    """Write the student notebooks into ``out``; ValueError if a notebook has no solution blocks.
+
+    Existing notebooks in ``out`` are only replaced with ``force``; an instructor notebook never is.
+    """
     paths = [Path(p) for p in notebooks] if notebooks else [lab_path(lab) for lab in (labs or LABS)]
-    out = Path(out)
+    out = validate.output_dir("--out", out)
+    _check_targets(paths, out, [], force)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in paths:

@@ -66,6 +66,7 @@ import optuna
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import validate
 from ._toml import read_toml
 from .passes import quantize as _quantize
 
@@ -342,7 +343,7 @@ def make_storage(storage, run_dir: Path):
     if storage is not None and "://" in storage:
         from . import distributed
         return distributed.rdb_storage(storage)
-    path = Path(storage) if storage is not None else run_dir / "journal.log"
+    path = validate.output_file("storage", storage) if storage is not None else run_dir / "journal.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     from optuna.storages.journal import JournalFileBackend, JournalStorage
     return JournalStorage(JournalFileBackend(str(path)))
@@ -390,10 +391,8 @@ def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, 
     ``context`` (plain data: dataset fingerprint, checkpoint hash, space...) is stored with a new study;
     resuming a study whose stored context differs raises instead of mixing results of different runs.
     """
-    n_trials = space.size if n_trials is None else n_trials
-    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
-        raise ValueError(f"n_trials={n_trials!r} must be a positive integer")
-    run_dir = Path(run_root) / study_name
+    n_trials = validate.positive_int("n_trials", space.size if n_trials is None else n_trials, validate.MAX_TRIALS)
+    run_dir = validate.output_dir("run_root", run_root) / validate.safe_name("study_name", study_name)
     from . import distributed
     with _quiet_optuna():
         store = make_storage(storage, run_dir)
@@ -538,6 +537,9 @@ def parse_config(raw: dict, path: Path | None = None) -> SearchConfig:
     if not isinstance(search, dict) or "search_space" not in search:
         raise ValueError("config lacks [search.search_space]; see configs/jsc_tiny_by_type_brute_force.toml")
     _check_keys(search, {"search_space", "strategy"}, "[search]")
+    if not isinstance(search["search_space"], dict):
+        raise ValueError(f"[search.search_space] must be a table, got {search['search_space']!r}; "
+                         "see configs/jsc_tiny_by_type_brute_force.toml")
     kind = search["search_space"].get("kind", "quantize")
     if kind not in KINDS:
         raise ValueError(f"[search.search_space] kind={kind!r} is unknown; choose one of {sorted(KINDS)}")
@@ -545,8 +547,12 @@ def parse_config(raw: dict, path: Path | None = None) -> SearchConfig:
     _check_keys(strategy, {"setup", "metrics"}, "[search.strategy]")
     setup = strategy.get("setup", {})
     _check_keys(setup, {"sampler", "n_trials", "seed", "sum_scaled_metrics", "study_name"}, "[search.strategy.setup]")
-    objective = objective_from_toml(strategy.get("metrics", {"accuracy": {"direction": "maximize"}}),
-                                    setup.get("sum_scaled_metrics", False))
+    metrics = strategy.get("metrics", {"accuracy": {"direction": "maximize"}})
+    if not isinstance(metrics, dict):
+        raise ValueError(f"[search.strategy.metrics] must be a table, got {metrics!r}; e.g. accuracy = {{direction = 'maximize'}}")
+    if not isinstance(setup.get("sum_scaled_metrics", False), bool):
+        raise ValueError(f"[search.strategy.setup] sum_scaled_metrics={setup['sum_scaled_metrics']!r} must be true or false")
+    objective = objective_from_toml(metrics, setup.get("sum_scaled_metrics", False))
     unknown = sorted(set(objective.metrics) - set(KINDS[kind].metrics))
     if unknown:
         raise ValueError(f"[search.strategy.metrics] {unknown} are not metrics of kind {kind!r}; "
@@ -563,9 +569,10 @@ def _setup(setup: dict) -> dict:
     if out["sampler"] not in SAMPLERS:
         raise ValueError(f"[search.strategy.setup] sampler={out['sampler']!r} is unknown; choose one of {list(SAMPLERS)}")
     _check_seed(out["seed"])
-    n = out["n_trials"]
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-        raise ValueError(f"[search.strategy.setup] n_trials={n!r} must be a positive integer")
+    if out["n_trials"] is not None:
+        validate.positive_int("[search.strategy.setup] n_trials", out["n_trials"], validate.MAX_TRIALS)
+    if out["study_name"] is not None:
+        validate.safe_name("[search.strategy.setup] study_name", out["study_name"])
     return out
 
 
@@ -580,6 +587,10 @@ def _check_model_data(cfg: SearchConfig) -> None:
         raise ValueError(f"[data] source={cfg.data.get('source')!r} is unknown; choose one of {list(_data.SOURCES)}")
     if cfg.data.get("split", "val") not in _data.SPLITS:
         raise ValueError(f"[data] split={cfg.data.get('split')!r} is unknown; choose one of {list(_data.SPLITS)}")
+    for table, key in ((cfg.data, "path"), (cfg.model, "checkpoint")):
+        if not isinstance(table.get(key, ""), str):
+            raise ValueError(f"[{'data' if table is cfg.data else 'model'}] {key}={table[key]!r} must be a path "
+                             f"in quotes, e.g. {key} = \"{'data/x.h5' if key == 'path' else 'checkpoints/jsc-tiny.pt'}\"")
 
 
 def _check_keys(table, allowed: set[str], where: str) -> None:

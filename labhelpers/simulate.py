@@ -131,7 +131,7 @@ def _check_label(label) -> int:
 
 def _check_pos_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise ValueError(f"{name}={value!r} must be a positive integer")  # the wording of labhelpers.validate
     return int(value)
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 from tqdm.auto import tqdm
 
+from . import validate
 from .data import JSC, batches
 
 EVAL_BATCH = 65536
@@ -64,8 +65,12 @@ def train(model: nn.Module, data: JSC, *, epochs: int = 10, batch_size: int = 51
     epoch are restored.
     """
     _check_positive(epochs=epochs, batch_size=batch_size)
-    if not lr > 0:
-        raise ValueError(f"lr={lr!r} must be positive, e.g. 1e-3")
+    validate.positive_number("lr", lr, example="1e-3")
+    if patience is not None:
+        validate.positive_int("patience", patience)
+    if len(data.x_train) % batch_size == 1 and _has_batch_norm(model):
+        raise ValueError(f"batch_size={batch_size} leaves a last batch of 1 of the {len(data.x_train)} training rows, "
+                         f"and BatchNorm needs at least 2: choose another batch_size, e.g. {batch_size + 1}")
     generator = seed_everything(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     best = (float("inf"), None, -1)
@@ -74,6 +79,7 @@ def train(model: nn.Module, data: JSC, *, epochs: int = 10, batch_size: int = 51
     for epoch in bar:
         train_loss = _train_epoch(model, optimizer, data, batch_size, generator)
         val = evaluate_split(model, data, "val")
+        check_loss([train_loss, val["loss"]], epoch, lr)
         rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "val_accuracy": val["accuracy"]})
         bar.set_postfix(val_acc=f"{val['accuracy']:.4f}")
         if val["loss"] < best[0]:
@@ -99,7 +105,18 @@ def _train_epoch(model, optimizer, data: JSC, batch_size: int, generator: torch.
     return total / count
 
 
+def check_loss(losses, epoch: int, lr: float, what: str = "the model") -> None:
+    """ValueError if any loss is NaN/inf: a diverged run must stop, and nothing of it may be saved."""
+    bad = [float(v) for v in np.ravel(losses) if not np.isfinite(v)]
+    if bad:
+        raise ValueError(f"training diverged: the loss of {what} became {bad[0]} in epoch {epoch} with lr={lr!r}; "
+                         f"nothing was saved: use a smaller lr, e.g. 1e-3")
+
+
+def _has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
+
+
 def _check_positive(**values) -> None:
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a positive integer")
+        validate.positive_int(name, value)

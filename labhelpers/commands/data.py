@@ -14,16 +14,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=2026, help="simulate: base seed")
     parser.add_argument("--workers", type=int, default=2, help="simulate: processes")
     parser.add_argument("--out", default=None, help="simulate: output npz (default data/jsc_sim.npz)")
+    parser.add_argument("--force", action="store_true", help="simulate: overwrite --out if it exists (the committed data/jsc_sim.npz)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def run(args) -> int:
-    from .. import data
+    from .. import data, validate
 
     if args.action == "simulate":
         from .. import simulate
 
-        out = args.out or data.sim_path()
+        out = validate.output_file("--out", args.out or data.sim_path())
+        validate.refuse_overwrite("--out", [out], args.force)
         path = simulate.simulate(args.n_jets, args.seed, out, workers=args.workers, progress=not args.no_progress)
         print(f"wrote {path}")
         return 0

@@ -21,10 +21,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import notebooks
+    from .. import notebooks, validate
 
-    if args.timeout_per_cell <= 0:
-        raise ValueError(f"--timeout-per-cell: must be > 0 seconds, got {args.timeout_per_cell}")
+    validate.positive_number("--timeout-per-cell", args.timeout_per_cell, unit="seconds")
     report = notebooks.grade(args.submission, lab=args.lab, reference=args.reference,
                              timeout_per_cell=args.timeout_per_cell, progress=not args.no_progress,
                              isolate=not args.no_isolation)

@@ -7,6 +7,7 @@ HELP = "write student versions of the labs: solution blocks become NotImplemente
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="folder for the student notebooks, e.g. student/")
+    parser.add_argument("--force", action="store_true", help="overwrite student notebooks that exist in --out")
     parser.add_argument("--only", choices=["lab3", "lab4"], action="append", default=None,
                         help="release only this lab (repeatable; default both)")
 
@@ -14,6 +15,6 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from .. import notebooks
 
-    for path in notebooks.release(args.out, labs=args.only):
+    for path in notebooks.release(args.out, labs=args.only, force=args.force):
         print(f"wrote {path}")
     return 0

@@ -14,6 +14,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--params-file", default=None,
                         help="YAML file of 'name: value' overrides (optional 'lab3:'/'lab4:' sections); -p wins")
     parser.add_argument("--out", default=None, help="run folder (default runs/<YYYYmmdd-HHMMSS>)")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an --out folder whose notebooks, run.json or imgs/ files exist")
     parser.add_argument("--only", choices=["lab3", "lab4"], action="append", default=None,
                         help="run only this lab (repeatable; default both)")
     parser.add_argument("--timeout-per-cell", type=int, default=None, help="seconds per cell (default: no limit)")
@@ -24,8 +26,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import notebooks
+    from .. import notebooks, validate
 
+    if args.timeout_per_cell is not None:
+        validate.positive_number("--timeout-per-cell", args.timeout_per_cell, unit="seconds")
     if args.in_place:
         return _in_place(args, notebooks)
     params = notebooks.read_params_file(args.params_file) if args.params_file else {}
@@ -33,7 +37,7 @@ def run(args) -> int:
         params["fast"] = True
     params.update({name: notebooks.parse_value(value) for name, value in args.parameter})
     run_dir, results = notebooks.run_labs(args.only, params, args.out, progress=not args.no_progress,
-                                          timeout_per_cell=args.timeout_per_cell)
+                                          timeout_per_cell=args.timeout_per_cell, force=args.force)
     failed = [r["error"] for r in results if r["error"]]
     for message in failed:
         print(f"error: {message}", file=sys.stderr)
@@ -42,8 +46,8 @@ def run(args) -> int:
 
 
 def _in_place(args, notebooks) -> int:
-    if args.fast or args.parameter or args.params_file or args.out:
-        raise ValueError("--in-place: stored outputs come from default parameters; drop --fast/-p/--params-file/--out")
+    if args.fast or args.parameter or args.params_file or args.out or args.force:
+        raise ValueError("--in-place: stored outputs come from default parameters; drop --fast/-p/--params-file/--out/--force")
     status = 0
     for lab in args.only or notebooks.LABS:
         path = notebooks.lab_path(lab)

@@ -44,8 +44,16 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import distributed, nas, search  # noqa: F401  (nas registers the search-space kind "architecture")
+    from .. import distributed, nas, search, validate  # noqa: F401  (nas registers the search-space kind "architecture")
 
+    validate.positive_number("--heartbeat", args.heartbeat, unit="seconds")
+    validate.output_dir("--run-root", args.run_root)
+    if args.study_name is not None:
+        validate.safe_name("--study-name", args.study_name)
+    if args.n_trials is not None:
+        validate.positive_int("--n-trials", args.n_trials, validate.MAX_TRIALS)
+    if args.storage and "://" not in args.storage and args.storage != "memory":
+        validate.output_file("--storage", args.storage)
     _import(args.imports)
     cfg = search.load_config(args.config, sampler=args.sampler, n_trials=args.n_trials, seed=args.seed,
                              study_name=args.study_name)

@@ -19,18 +19,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--patience", type=int, default=10, help="stop after this many epochs without a better validation loss (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="checkpoint path, e.g. checkpoints/jsc-tiny.pt")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists (e.g. a committed checkpoint)")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args) -> int:
-    from .. import data, models, train
+    from .. import data, models, train, validate
 
-    jsc = data.load_jsc(args.dataset, args.path)
+    validate.refuse_overwrite("--out", [validate.output_file("--out", args.out)], args.force)
     kwargs = {"final_relu": not args.no_final_relu}
     if args.hidden is not None:
         kwargs["hidden"] = list(args.hidden)
     train.seed_everything(args.seed)
-    model = models.build(args.model, **kwargs)
+    model = models.build(args.model, **kwargs)  # bad settings fail here, before the data is read
+    jsc = data.load_jsc(args.dataset, args.path)
     history = train.train(model, jsc, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           seed=args.seed, patience=args.patience, progress=not args.no_progress)
     val = train.evaluate_split(model, jsc, "val")
