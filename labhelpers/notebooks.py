@@ -828,11 +828,11 @@ def grade(submission, lab=None, reference=None, timeout_per_cell=300, progress=F
         CHECKS[4]: check_locked(nb, ref, pair_cells(nb, ref)),
     }
     checks = [{"check": name, "passed": not problems, "problems": problems} for name, problems in found.items()]
-    from .numerics import platform_info
+    from .numerics import fresh_platform_info
 
     return {"submission": str(submission), "reference": str(ref_path), "passed": all(c["passed"] for c in checks),
             "checks": checks, "tasks": _task_summary(nb, checks),
-            "platform": {"re-run": platform_info(), "isolated": bool(isolate),
+            "platform": {"re-run": fresh_platform_info(), "isolated": bool(isolate),
                          "submission": nb.metadata.get("labhelpers", {}).get("platform", "not recorded")}}
 
 

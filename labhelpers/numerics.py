@@ -80,6 +80,22 @@ def platform_info() -> dict[str, str]:
     }
 
 
+def fresh_platform_info() -> dict[str, str]:
+    """:func:`platform_info` of a fresh interpreter with this environment, as a notebook kernel started now sees it.
+
+    (In this process torch may have fixed its kernel level before the environment changed.)
+    """
+    import json
+    import subprocess
+
+    code = "import json, labhelpers.numerics as n; print(json.dumps(n.platform_info()))"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return {"python": sys.version.split()[0], "note": "could not start a fresh interpreter to read the platform"}
+
+
 def train_dtype():
     """The torch dtype Lab 4 trains in (float64: see the module docstring)."""
     import torch

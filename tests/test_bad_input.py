@@ -362,7 +362,7 @@ def test_force_replaces_existing_student_notebooks(workdir, capsys):
 
 def test_diverging_nas_trial_fails_with_the_error(workdir, capsys):
     """A search trial whose training goes NaN is a failed trial carrying the error; nothing completes."""
-    config = _toml(workdir, NAS_TOML.format(lr="1e30"))
+    config = _toml(workdir, NAS_TOML.format(lr="1e300"))
     status = cli.main(["search", "--config", config, "--run-root", str(workdir / "runs"), "--no-progress"])
     out = capsys.readouterr().out
     assert status == 1
