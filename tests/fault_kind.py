@@ -12,7 +12,7 @@ Workers load it with ``--import fault_kind`` (tests/ on PYTHONPATH). TOML::
     raise_on = [2, 0]              # point (a, b) whose evaluation raises while raise_flag exists ("all": every point)
     raise_flag = "/tmp/x/raise"
     sample_sleep_s = 0.05          # sampling is slow: this long between drawing a and drawing b, ...
-    sampling_flag = "/tmp/x/smp"   #   ... while the file <sampling_flag>.<pid> holds the pid (a drawn, b not yet)
+    sampling_flag = "/tmp/x/smp"   #   ... while the file <sampling_flag>.<pid> exists (a drawn, b not yet drawn)
 
 Metrics: ``value = 10 * a + b`` and ``cost = a + b``.
 """
@@ -37,7 +37,8 @@ class SlowSampling(search.Space):
     def suggest(self, trial):
         names = list(self._codes)
         first = {names[0]: self._codes[names[0]][trial.suggest_categorical(names[0], list(self._codes[names[0]]))]}
-        flag = Path(f"{self.sampling_flag}.{os.getpid()}") if self.sampling_flag else None
+        partial = not set(names[1:]) <= set(trial.params)  # a re-queued trial holds all its parameters already
+        flag = Path(f"{self.sampling_flag}.{os.getpid()}") if self.sampling_flag and partial else None
         if flag is not None:
             flag.write_text(str(os.getpid()))
         time.sleep(self.sample_sleep_s)
