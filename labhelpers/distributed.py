@@ -19,9 +19,18 @@ Crash safety:
 * that trial is marked FAIL and its point re-queued once (Optuna's ``RetryHeartbeatStaleTrialCallback``,
   skipped when the point already has a complete, running or queued trial) by the next trial of any
   worker: on RDB storages through Optuna's heartbeat (every ``heartbeat_s`` seconds, stale after
-  ``GRACE_HEARTBEATS`` missed beats); on a journal file, which has no heartbeat in Optuna 5.0, because the
-  worker process recorded on the trial (host, pid, start time) no longer runs on this machine;
-* a trial whose evaluation raises is recorded FAIL with ``user_attrs["error"]``, and the run goes on;
+  ``GRACE_HEARTBEATS`` missed beats); on a journal file, which has no heartbeat in Optuna 5.0, when the
+  worker process recorded on the trial (host, pid, start time) no longer runs on this machine, or when the
+  trial's own heartbeat (a system attr that a thread of its worker rewrites every ``heartbeat_s`` seconds)
+  is ``GRACE_HEARTBEATS`` beats old: a hung or stopped (SIGSTOP) worker is lost even though its pid lives.
+  If it wakes up later, its result is dropped (the trial stays FAIL) and it goes on with other points;
+* a worker killed while sampling leaves a trial holding only some of the parameters. The exhaustive
+  samplers (:mod:`labhelpers.search`'s wrappers of Optuna's brute-force and grid samplers) ignore such
+  trials, so their point is drawn again; Optuna's own BruteForceSampler would raise ``param_name mismatch``
+  on every later trial. Such a partial point is never re-queued;
+* a trial whose evaluation raises is recorded FAIL with ``user_attrs["error"]``, and the run goes on,
+  unless ``MAX_FAILURES`` (``--max-failures``) trials of one worker in a row did not complete: then the
+  worker stops with a one-line error (:class:`TooManyFailures`) instead of failing forever;
 * budgets count COMPLETE trials only, so re-running the same command finishes the budget.
 
 Exhaustive samplers (brute-force, grid) across N workers, the guarantee:
@@ -33,9 +42,11 @@ Exhaustive samplers (brute-force, grid) across N workers, the guarantee:
   every point has finished, and takes over the point of any trial found lost meanwhile;
 * duplicates: a worker evaluates a point only if, once it has drawn it, the point has no COMPLETE trial
   and no RUNNING trial with a lower number (:func:`claim`; otherwise the trial is PRUNED, with
-  ``user_attrs["skipped"]``, and nothing is evaluated). So a point is evaluated twice only when two
-  workers draw it at the same moment (the later trial checks before the earlier one has recorded its
-  draw): a point has at most N COMPLETE trials (N workers at a time), and in practice one. FAIL trials do not block a point: lost trials and failed
+  ``user_attrs["skipped"]``, and nothing is evaluated), and it is recorded COMPLETE only if that check
+  still passes after the evaluation (otherwise PRUNED, metrics kept). So a point is evaluated twice only
+  when two workers draw it at the same moment (the later trial checks before the earlier one has recorded
+  its draw), and completed twice only if the earlier one records its draw between the later one's second
+  check and its end: a point has at most N COMPLETE trials (N workers at a time), and in practice one. FAIL trials do not block a point: lost trials and failed
   points are re-queued as described above. :func:`coverage` counts every trial of every point.
 
 Parallel runs are not trial-order deterministic: trial numbers and which worker evaluates what vary
