@@ -234,11 +234,13 @@ def _quantize_evaluator(cfg: "SearchConfig", *, checkpoint: str | None = None, d
     jsc = _data.load_jsc(dataset or data_cfg.get("source", "auto"), data_cfg.get("path"), verbose=False)
     model, _ = _models.load(path, expected_model=model_cfg["name"], fingerprint=jsc.fingerprint)
     graph = _graph.trace(model)
-    _quantize.quantize_transform_pass(graph, cfg.space.to_config(next(cfg.space.grid())))  # node names/types
+    first = cfg.space.to_config(next(cfg.space.grid()))
+    _quantize.quantize_transform_pass(graph, first)  # node names/types
     with_latency = any(m.startswith("latency") for m in cfg.objective.metrics)
     evaluate = _metrics.evaluator(graph, jsc, split=data_cfg.get("split", "val"), with_latency=with_latency)
     evaluate.context = {"dataset_fingerprint": jsc.fingerprint, "checkpoint_sha256": _sha256(path),
-                        "split": data_cfg.get("split", "val")}
+                        "split": data_cfg.get("split", "val"),
+                        "pass_args": first}  # of the first point: carries the fixed (single-choice) settings and `by`
     return evaluate
 
 
@@ -473,18 +475,13 @@ CONTEXT_WAIT_S = 10.0     # a study found without its context may be one being c
 
 def study_context(space: Space, objective: Objective, sampler: str, context: dict | None = None) -> dict:
     """Everything that changes a trial's score or the meaning of "best", as plain JSON data: the sampler,
-    the objective (metrics, directions, scales, scaled sum or not), the space (choices, and the config of
-    its first point, which carries the fixed settings), plus ``context`` (dataset fingerprint, checkpoint
-    hash, training settings...). Resuming a study is refused unless this is the same."""
-    first = space.to_config(next(space.grid()))
-    try:
-        first = json.loads(json.dumps(first, sort_keys=True))
-    except (TypeError, ValueError):  # not plain data (objects, functions): not comparable across runs
-        first = None
+    the objective (metrics, directions, scales, scaled sum or not), the space's choices, plus ``context``:
+    what the kind's evaluator knows (its ``evaluate.context``: dataset fingerprint, checkpoint hash, split,
+    the space's fixed settings, training settings...). Resuming a study is refused unless this is the same."""
     base = {"sampler": sampler,
             "objective": {"metrics": {k: [d, float(sc)] for k, (d, sc) in objective.metrics.items()},
                           "sum_scaled": bool(objective.sum_scaled)},
-            "space": {k: [str(_encode(c)) for c in v] for k, v in space.choices.items()}, "space_config": first}
+            "space": {k: [str(_encode(c)) for c in v] for k, v in space.choices.items()}}
     return json.loads(json.dumps({**base, **(context or {})}, sort_keys=True, default=str))
 
 
