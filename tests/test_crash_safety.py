@@ -344,22 +344,20 @@ def test_a_loser_waits_for_the_creators_context(tmp_path):
 
 
 def test_two_configs_started_at_once_one_is_refused(env):
-    small, large = _toy(env, name="small", n=3), _toy(env, name="large", n=4)
-    procs = [subprocess.Popen(_cmd(c, "--study-name", "same"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, start_new_session=True) for c in (small, large)]
-    started = time.monotonic()
-    try:
-        outs = [p.communicate(timeout=120) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-    assert time.monotonic() - started < 60
+    """Each evaluation takes 0.2 s, so the winner runs for seconds: the loser must be gone well before it."""
+    small, large = _toy(env, name="small", n=3, sleep_s=0.2), _toy(env, name="large", n=4, sleep_s=0.2)
+    with _processes(_cmd(small, "--study-name", "same"), _cmd(large, "--study-name", "same")) as procs:
+        ended = {}
+        deadline = time.monotonic() + 120
+        while len(ended) < 2 and time.monotonic() < deadline:
+            ended.update({i: time.monotonic() for i, p in enumerate(procs) if p.poll() is not None and i not in ended})
+            time.sleep(0.05)
+        outs = [p.communicate(timeout=5) for p in procs]
     codes = [p.returncode for p in procs]
     assert sorted(codes) == [0, 2], outs
     winner, loser = codes.index(0), codes.index(2)
     assert outs[loser][1].count("\n") == 1 and "study 'same' exists with a different space" in outs[loser][1]
+    assert ended[loser] < ended[winner] - 1.0  # refused at once, not after the winner (or a livelock) ended
     n = (3, 4)[winner]
     study = _load("same", str(env / "runs" / "search" / "same" / "journal.log"))
     assert _complete_per_point(study) == {(a, b): 1 for a in range(n) for b in range(n)}
