@@ -46,7 +46,9 @@ Search parameters are named ``<key>/<field>`` (``linear/data_in``, ``seq_blocks_
 (width, frac_width) pair travels through Optuna as the string ``"(8, 4)"``. Numeric choices are
 sorted (so ordered samplers see them in order); a repeated choice is an error. Storage defaults to a
 journal file in the run folder (``runs/search/<study name>/journal.log``); re-running the same study
-name resumes it and only runs the remaining trial budget.
+name resumes it and only runs the remaining trial budget. A study keeps its context (:func:`study_context`:
+sampler, objective, space, data, checkpoint, training settings), stored by the process that creates it;
+resuming it in another context is refused.
 """
 from __future__ import annotations
 
