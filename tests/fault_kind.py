@@ -7,7 +7,7 @@ Workers load it with ``--import fault_kind`` (tests/ on PYTHONPATH). TOML::
     a = [0, 1, 2, 3]
     b = [0, 1, 2, 3]
     sleep_s = 0.05                 # per evaluation
-    hang_on = [1, 2]               # point (a, b) that hangs while the file hang_flag exists,
+    hang_on = [1, 2]               # point (a, b) that hangs while the file hang_flag exists ("all": every point),
     hang_flag = "/tmp/x/hang"      #   after writing its pid to <hang_flag>.<pid>
     raise_on = [2, 0]              # point (a, b) whose evaluation raises while raise_flag exists ("all": every point)
     raise_flag = "/tmp/x/raise"
@@ -65,7 +65,7 @@ def evaluator(cfg, **overrides):
 def evaluate(config: dict) -> dict:
     time.sleep(config.get("sleep_s", 0.0))
     point = [config["a"], config["b"]]
-    if point == config.get("hang_on") and Path(config["hang_flag"]).exists():
+    if config.get("hang_on") in (point, "all") and Path(config["hang_flag"]).exists():
         Path(f"{config['hang_flag']}.{os.getpid()}").write_text(str(os.getpid()))
         deadline = time.monotonic() + 600
         while Path(config["hang_flag"]).exists() and time.monotonic() < deadline:  # hang while the flag exists

@@ -6,9 +6,10 @@ runaway failures, and studies resumed or started at once with another config.
 | a trial holding 1 of 2 parameters (killed while sampling) is in the study | brute force and grid still draw every point; plain Optuna's BruteForceSampler is shown to break on it | test_samplers_ignore_a_trial_killed_while_sampling |
 | such a trial's worker is found dead | it is failed, its partial point is never re-queued | test_a_partial_trial_is_never_requeued |
 | a hung-but-alive journal worker (stale heartbeat, pid alive) | its trial is failed and its point re-queued | test_a_stale_heartbeat_is_lost_even_if_the_pid_lives |
-| kill -9 at random instants and inside sampling, 2 workers, journal and PostgreSQL, then re-run | every point completed exactly once, no error recorded, no partial point queued | test_kill_anywhere_then_rerun_completes_every_point_once |
+| kill -9 at random instants and inside sampling (holding a, not b), 2 workers, journal and PostgreSQL, then re-run with another kill inside sampling | every point completed exactly once, no error recorded (no param_name mismatch), no partial point queued, nothing left running or queued | test_kill_anywhere_then_rerun_completes_every_point_once |
 | SIGSTOP one of 2 journal workers mid-trial, later SIGCONT | the other takes its point over within seconds; the late result is dropped; exit 0 | test_a_stopped_journal_worker_is_taken_over |
-| every evaluation raises | the run stops after --max-failures trials in a row with one line | test_consecutive_failures_stop_the_run_with_one_line |
+| every evaluation raises | the run stops after --max-failures trials in a row with one line; fixed, a re-run completes | test_consecutive_failures_stop_the_run_with_one_line |
+| --max-failures 0, --heartbeat -5 | one line naming the flag's value, nothing written | test_bad_failure_cap_or_heartbeat_is_one_line |
 | resume with another sampler, or another metric scale (1 -> 1e-9) | refused with one line naming what changed | test_resuming_with_another_sampler_or_metric_scale_is_refused |
 | a second process finds the study created but its context not stored yet | it waits for the creator's context and is refused (does not adopt its own) | test_a_loser_waits_for_the_creators_context |
 | two commands with different spaces started at once on one study name | one finishes, the other is refused at once with one line | test_two_configs_started_at_once_one_is_refused |
@@ -344,20 +345,21 @@ def test_a_loser_waits_for_the_creators_context(tmp_path):
 
 
 def test_two_configs_started_at_once_one_is_refused(env):
-    """Each evaluation takes 0.2 s, so the winner runs for seconds: the loser must be gone well before it."""
-    small, large = _toy(env, name="small", n=3, sleep_s=0.2), _toy(env, name="large", n=4, sleep_s=0.2)
+    """Every evaluation hangs until the test says so: the loser must be refused while the winner still runs."""
+    hang = env / "hang"
+    hang.touch()
+    small, large = (_toy(env, name=name, n=n, hang_on="all", hang_flag=str(hang)) for name, n in (("small", 3), ("large", 4)))
     with _processes(_cmd(small, "--study-name", "same"), _cmd(large, "--study-name", "same")) as procs:
-        ended = {}
-        deadline = time.monotonic() + 120
-        while len(ended) < 2 and time.monotonic() < deadline:
-            ended.update({i: time.monotonic() for i, p in enumerate(procs) if p.poll() is not None and i not in ended})
+        deadline = time.monotonic() + 90
+        while all(p.poll() is None for p in procs) and time.monotonic() < deadline:
             time.sleep(0.05)
-        outs = [p.communicate(timeout=5) for p in procs]
-    codes = [p.returncode for p in procs]
-    assert sorted(codes) == [0, 2], outs
-    winner, loser = codes.index(0), codes.index(2)
+        done = [p for p in procs if p.poll() is not None]
+        assert len(done) == 1 and done[0].returncode == 2, "no command was refused while the other one ran"
+        loser, winner = procs.index(done[0]), 1 - procs.index(done[0])
+        hang.unlink()  # now the winner may finish
+        outs = [p.communicate(timeout=120) for p in procs]
+    assert procs[winner].returncode == 0, outs[winner]
     assert outs[loser][1].count("\n") == 1 and "study 'same' exists with a different space" in outs[loser][1]
-    assert ended[loser] < ended[winner] - 1.0  # refused at once, not after the winner (or a livelock) ended
     n = (3, 4)[winner]
     study = _load("same", str(env / "runs" / "search" / "same" / "journal.log"))
     assert _complete_per_point(study) == {(a, b): 1 for a in range(n) for b in range(n)}
