@@ -46,7 +46,9 @@ Search parameters are named ``<key>/<field>`` (``linear/data_in``, ``seq_blocks_
 (width, frac_width) pair travels through Optuna as the string ``"(8, 4)"``. Numeric choices are
 sorted (so ordered samplers see them in order); a repeated choice is an error. Storage defaults to a
 journal file in the run folder (``runs/search/<study name>/journal.log``); re-running the same study
-name resumes it and only runs the remaining trial budget.
+name resumes it and only runs the remaining trial budget. A study keeps its context (:func:`study_context`:
+sampler, objective, space, data, checkpoint, training settings), stored by the process that creates it;
+resuming it in another context is refused.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ import json
 import itertools
 import math
 import numbers
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,11 +237,13 @@ def _quantize_evaluator(cfg: "SearchConfig", *, checkpoint: str | None = None, d
     jsc = _data.load_jsc(dataset or data_cfg.get("source", "auto"), data_cfg.get("path"), verbose=False)
     model, _ = _models.load(path, expected_model=model_cfg["name"], fingerprint=jsc.fingerprint)
     graph = _graph.trace(model)
-    _quantize.quantize_transform_pass(graph, cfg.space.to_config(next(cfg.space.grid())))  # node names/types
+    first = cfg.space.to_config(next(cfg.space.grid()))
+    _quantize.quantize_transform_pass(graph, first)  # node names/types
     with_latency = any(m.startswith("latency") for m in cfg.objective.metrics)
     evaluate = _metrics.evaluator(graph, jsc, split=data_cfg.get("split", "val"), with_latency=with_latency)
     evaluate.context = {"dataset_fingerprint": jsc.fingerprint, "checkpoint_sha256": _sha256(path),
-                        "split": data_cfg.get("split", "val")}
+                        "split": data_cfg.get("split", "val"),
+                        "pass_args": first}  # of the first point: carries the fixed (single-choice) settings and `by`
     return evaluate
 
 
@@ -308,9 +313,48 @@ def objective_from_toml(table: dict, sum_scaled: bool = False) -> Objective:
 
 # ============================================================================= samplers and storage
 
+class _SpaceBruteForce(optuna.samplers.BruteForceSampler):
+    """Optuna's BruteForceSampler, blind to finished trials that hold only some of the space's parameters.
+
+    Optuna builds its tree from every trial, FAIL included. A trial whose worker was killed while sampling
+    holds, say, 3 of 6 parameters; in the tree it ends a branch early, and every later draw through that
+    branch raises ``ValueError: param_name mismatch`` (the study is poisoned for good). Here such a trial
+    is left out of the tree: its point is still unvisited, so it is drawn again like any other.
+    """
+
+    def __init__(self, names, seed: int | None = None):
+        super().__init__(seed=seed)
+        self._names = frozenset(names)
+
+    def _populate_tree(self, tree, trials, params) -> None:
+        whole = [t for t in trials if not t.state.is_finished() or self._names <= t.params.keys()]
+        optuna.samplers.BruteForceSampler._populate_tree(tree, whole, params)
+
+
+class _SpaceGrid(optuna.samplers.GridSampler):
+    """Optuna's GridSampler, which counts a grid point as visited only by a finished trial holding all of
+    its parameters (a trial killed while sampling leaves its point to be drawn again, as above)."""
+
+    def __init__(self, space: "Space", seed: int | None = None):
+        super().__init__(space.optuna_grid(), seed=seed)
+        self._names = frozenset(space.choices)
+
+    def _get_unvisited_grid_ids(self, study: optuna.Study) -> list[int]:
+        visited, running = set(), set()
+        for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
+            if "grid_id" not in t.system_attrs or not self._same_search_space(t.system_attrs["search_space"]):
+                continue
+            if t.state.is_finished() and self._names <= t.params.keys():
+                visited.add(t.system_attrs["grid_id"])
+            elif t.state == optuna.trial.TrialState.RUNNING:
+                running.add(t.system_attrs["grid_id"])
+        every = set(range(self._n_min_trials))
+        return list(every - visited - running or every - visited)
+
+
 SAMPLERS: dict[str, Callable[[Space, int], optuna.samplers.BaseSampler]] = {
-    "brute-force": lambda space, seed: optuna.samplers.BruteForceSampler(seed=seed),
-    "grid": lambda space, seed: optuna.samplers.GridSampler(space.optuna_grid(), seed=seed),
+    "brute-force": lambda space, seed: _SpaceBruteForce(space.choices, seed=seed),
+    "grid": lambda space, seed: _SpaceGrid(space, seed=seed),
     "random": lambda space, seed: optuna.samplers.RandomSampler(seed=seed),
     "tpe": lambda space, seed: optuna.samplers.TPESampler(seed=seed),
     "nsga2": lambda space, seed: optuna.samplers.NSGAIISampler(seed=seed),
@@ -377,7 +421,8 @@ def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, 
         n_trials: int | None = None, seed: int = 0, study_name: str = "search", storage: str | None = None,
         run_root: str | Path = DEFAULT_RUN_ROOT, write: bool = True, resume: bool = True,
         progress: bool = True, worker: int = 0, requeue_failed: bool = True,
-        context: dict | None = None) -> SearchResult:
+        context: dict | None = None, heartbeat_s: int | None = None,
+        max_failures: int | None = None) -> SearchResult:
     """Run (or resume) a seeded study; record every metric as trial user attributes.
 
     ``n_trials`` is the total budget of the study, counted in completed trials (default: the size of
@@ -388,8 +433,13 @@ def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, 
     A trial whose evaluation raises is recorded as FAIL with ``user_attrs["error"]``, and the run goes
     on; ``worker`` (sampler seed ``seed + worker``) and ``requeue_failed`` serve several workers on one
     study: see :mod:`labhelpers.distributed`.
-    ``context`` (plain data: dataset fingerprint, checkpoint hash, space...) is stored with a new study;
-    resuming a study whose stored context differs raises instead of mixing results of different runs.
+    ``context`` (plain data: dataset fingerprint, checkpoint hash...) is stored with a new study, together
+    with the sampler, the objective and the space (:func:`study_context`); resuming a study whose stored
+    context differs raises instead of mixing results of different runs.
+    ``heartbeat_s`` (journal storages; default :data:`labhelpers.distributed.HEARTBEAT_S`): how often a
+    running trial records that its worker is alive. ``max_failures`` (default
+    :data:`labhelpers.distributed.MAX_FAILURES`): this many trials in a row that fail stop the run with a
+    ValueError.
     """
     n_trials = validate.positive_int("n_trials", space.size if n_trials is None else n_trials, validate.MAX_TRIALS)
     run_dir = validate.output_dir("run_root", run_root) / validate.safe_name("study_name", study_name)
@@ -398,12 +448,14 @@ def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, 
         store = make_storage(storage, run_dir)
         if not resume:
             _delete_study(study_name, store)
-        study = _open_study(space, objective, sampler, distributed.worker_seed(sampler, seed, worker), study_name, store)
-        _check_context(study, context, run_dir)
+        study = _open_study(space, objective, sampler, distributed.worker_seed(sampler, seed, worker), study_name,
+                            store, study_context(space, objective, sampler, context), run_dir)
         budget, points = distributed.budget(space, sampler, n_trials)
         if requeue_failed:
             distributed.prepare(study, points)
-        _optimize(study, space, evaluate, objective, budget, points, progress)
+        _optimize(study, space, evaluate, objective, budget, points, progress,
+                  heartbeat_s=distributed.HEARTBEAT_S if heartbeat_s is None else heartbeat_s,
+                  max_failures=distributed.MAX_FAILURES if max_failures is None else max_failures)
     return results(study, objective, run_dir if write and storage != "memory" else None)
 
 
@@ -418,29 +470,78 @@ def results(study: optuna.Study, objective: Objective, run_dir: str | Path | Non
     return SearchResult(study, table, best, Path(run_dir) if run_dir is not None else None)
 
 
-def _open_study(space, objective, sampler, seed, study_name, storage) -> optuna.Study:
-    study = optuna.create_study(storage=storage, sampler=make_sampler(sampler, space, seed), study_name=study_name,
-                                directions=objective.directions, load_if_exists=True)
+CONTEXT_ATTR = "context"   # study user attr: everything that changes a score (see study_context)
+CONTEXT_WAIT_S = 10.0     # a study found without its context may be one being created right now: wait this long
+
+
+def study_context(space: Space, objective: Objective, sampler: str, context: dict | None = None) -> dict:
+    """Everything that changes a trial's score or the meaning of "best", as plain JSON data: the sampler,
+    the objective (metrics, directions, scales, scaled sum or not), the space's choices, plus ``context``:
+    what the kind's evaluator knows (its ``evaluate.context``: dataset fingerprint, checkpoint hash, split,
+    the space's fixed settings, training settings...). Resuming a study is refused unless this is the same."""
+    base = {"sampler": sampler,
+            "objective": {"metrics": {k: [d, float(sc)] for k, (d, sc) in objective.metrics.items()},
+                          "sum_scaled": bool(objective.sum_scaled)},
+            "space": {k: [str(_encode(c)) for c in v] for k, v in space.choices.items()}}
+    return json.loads(json.dumps({**base, **(context or {})}, sort_keys=True, default=str))
+
+
+def _open_study(space, objective, sampler, seed, study_name, storage, context: dict | None = None,
+                run_dir: Path | None = None) -> optuna.Study:
+    """Create the study with its context, or load it and check that its stored context is ``context``.
+
+    Creating is atomic across processes (Optuna raises DuplicatedStudyError for the second creator, on
+    every storage), and the creator stores the context right after: so of two commands started at once on
+    one study name, the second sees the first one's context (waiting up to CONTEXT_WAIT_S for it) and is
+    refused at once if it differs."""
+    sampler_obj = make_sampler(sampler, space, seed)
+    try:
+        study = optuna.create_study(storage=storage, sampler=sampler_obj, study_name=study_name,
+                                    directions=objective.directions, load_if_exists=False)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler_obj)
+        created = False
     existing = [d.name.lower() for d in study.directions]
     if existing != objective.directions:
         raise ValueError(f"study {study_name!r} already exists with directions {existing}, not {objective.directions}; "
                          f"choose another --study-name")
+    if context is not None:
+        if created:
+            study.set_user_attr(CONTEXT_ATTR, context)
+        else:
+            _check_context(study, context, run_dir)
     return study
 
 
-def _check_context(study: optuna.Study, context: dict | None, run_dir: Path) -> None:
-    """Store ``context`` with a new study; refuse to resume one that was run in a different context."""
-    if context is None:
+def _check_context(study: optuna.Study, context: dict, run_dir: Path | None) -> None:
+    """Refuse to resume a study whose stored context is not ``context`` (one line naming what differs)."""
+    stored = _stored_context(study)
+    if stored is None:  # a study made without a context (by Optuna itself, or an old labhelpers): adopt it
+        study.set_user_attr(CONTEXT_ATTR, context)
         return
-    context = json.loads(json.dumps(context, sort_keys=True, default=str))
-    stored = study.user_attrs.get("context")
-    if stored is None:
-        study.set_user_attr("context", context)
-    elif stored != context:
+    if stored != context:
         changed = sorted(k for k in set(stored) | set(context) if stored.get(k) != context.get(k))
+        where = f"delete {run_dir}" if run_dir is not None else "delete that study"
         raise ValueError(f"study {study.study_name!r} exists with a different {', '.join(changed)} "
-                         f"(stored {[stored.get(k) for k in changed]}, now {[context.get(k) for k in changed]}); "
-                         f"resuming would mix results: pass another --study-name or delete {run_dir}")
+                         f"(stored {_short([stored.get(k) for k in changed])}, now {_short([context.get(k) for k in changed])}); "
+                         f"resuming would mix results: pass another --study-name or {where}")
+
+
+def _stored_context(study: optuna.Study) -> dict | None:
+    """The study's stored context; for a study just created by another process without trials yet, wait
+    (up to CONTEXT_WAIT_S) for its creator to store it."""
+    deadline = time.monotonic() + CONTEXT_WAIT_S
+    while True:
+        stored = study.user_attrs.get(CONTEXT_ATTR)
+        if stored is not None or study.get_trials(deepcopy=False) or time.monotonic() > deadline:
+            return stored
+        time.sleep(0.05)
+
+
+def _short(value, limit: int = 300) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _delete_study(study_name: str, storage) -> None:
@@ -454,7 +555,7 @@ def _n_complete(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
 
-def _optimize(study, space, evaluate, objective, budget, points, progress) -> None:
+def _optimize(study, space, evaluate, objective, budget, points, progress, *, heartbeat_s, max_failures) -> None:
     from . import distributed
     bar = tqdm(total=max(budget - _n_complete(study), 0), desc=f"{study.study_name}", disable=not progress, leave=False)
 
@@ -465,13 +566,17 @@ def _optimize(study, space, evaluate, objective, budget, points, progress) -> No
         measured = evaluate(space.to_config(params))
         for name, value in measured.items():
             trial.set_user_attr(name, _plain_number(value))
-        return objective.values(measured)
+        values = objective.values(measured)
+        if points is not None:
+            distributed.claim(trial)  # again: a worker that drew the point meanwhile with a lower number wins
+        return values
 
     def tick(study, trial):
         bar.update(1)
 
     try:
-        distributed.optimize(study, trial_fn, budget=budget, points=points, callbacks=[tick])
+        distributed.optimize(study, trial_fn, budget=budget, points=points, callbacks=[tick],
+                             heartbeat_s=heartbeat_s, max_failures=max_failures)
     finally:
         bar.close()
 
@@ -611,11 +716,15 @@ def run_config(cfg: SearchConfig, *, checkpoint: str | None = None, dataset: str
                **run_kwargs) -> SearchResult:
     """Build the kind's evaluator from the config and :func:`run` the study it describes."""
     evaluate = KINDS[cfg.kind].evaluator(cfg, checkpoint=checkpoint, dataset=dataset)
-    context = {"kind": cfg.kind, "space": {k: [str(c) for c in v] for k, v in cfg.space.choices.items()},
-               **getattr(evaluate, "context", {})}
     kwargs = {"sampler": cfg.sampler, "n_trials": cfg.n_trials, "seed": cfg.seed,
-              "study_name": default_study_name(cfg), "context": context, **run_kwargs}
+              "study_name": default_study_name(cfg), "context": config_context(cfg, evaluate), **run_kwargs}
     return run(cfg.space, evaluate, cfg.objective, **kwargs)
+
+
+def config_context(cfg: SearchConfig, evaluate) -> dict:
+    """The part of a study's context that only the config and its evaluator know: the space kind and the
+    evaluator's ``context`` (dataset fingerprint, checkpoint hash, split, training settings)."""
+    return {"kind": cfg.kind, **getattr(evaluate, "context", {})}
 
 
 # ============================================================================= sample efficiency

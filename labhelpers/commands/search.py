@@ -36,8 +36,10 @@ def add_arguments(parser) -> None:
                         help="index of this command's first worker; a worker's sampler seed is seed + index, so give "
                              "each machine its own range (e.g. 0 with --workers 4 here, 4 on the next machine)")
     parser.add_argument("--heartbeat", type=int, default=10,
-                        help="database storages: seconds between heartbeats of a running trial; a trial silent for "
-                             "3 heartbeats (its worker died) is failed and its point retried (default 10)")
+                        help="seconds between heartbeats of a running trial (database and journal storages); a trial "
+                             "silent for 3 heartbeats (its worker died or hangs) is failed and its point retried (default 10)")
+    parser.add_argument("--max-failures", type=int, default=20,
+                        help="stop (with an error) after this many trials in a row of one worker fail (default 20)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import MODULE first, e.g. one that registers a search space kind (repeatable)")
     parser.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)  # a worker started by --workers N
@@ -58,6 +60,8 @@ def run(args) -> int:
     cfg = search.load_config(args.config, sampler=args.sampler, n_trials=args.n_trials, seed=args.seed,
                              study_name=args.study_name)
     distributed.check_workers(args.workers, args.storage)
+    distributed.check_heartbeat(args.heartbeat)
+    distributed.check_max_failures(args.max_failures)
     distributed.worker_seed(cfg.sampler, cfg.seed, args.worker_index)  # a bad --worker-index fails here, once
     if args.workers > 1:
         study_name = search.default_study_name(cfg)
@@ -65,12 +69,13 @@ def run(args) -> int:
         launched = distributed.launch(cfg, _worker_argv(args, study_name, storage), workers=args.workers,
                                       storage=storage, study_name=study_name, run_root=args.run_root,
                                       first_worker=args.worker_index, heartbeat_s=args.heartbeat,
-                                      progress=not args.no_progress)
+                                      progress=not args.no_progress, checkpoint=args.checkpoint, dataset=args.dataset)
         return _report(cfg, launched.result, launched.failures())
     storage = distributed.rdb_storage(args.storage, args.heartbeat) if args.storage and "://" in args.storage else args.storage
     result = search.run_config(cfg, checkpoint=args.checkpoint, dataset=args.dataset, storage=storage,
                                run_root=args.run_root, progress=not args.no_progress, worker=args.worker_index,
-                               requeue_failed=not args.spawned, write=not args.spawned)
+                               requeue_failed=not args.spawned, write=not args.spawned, heartbeat_s=args.heartbeat,
+                               max_failures=args.max_failures)
     return 0 if args.spawned else _report(cfg, result, [])
 
 
@@ -87,6 +92,7 @@ def _worker_argv(args, study_name: str, storage: str) -> list[str]:
     argv = [sys.executable, "-m", "labhelpers", *(["--debug"] if getattr(args, "debug", False) else []), "search",
             "--config", str(args.config), "--study-name", study_name, "--storage", storage,
             "--run-root", str(args.run_root), "--heartbeat", str(args.heartbeat), "--workers", "1",
+            "--max-failures", str(args.max_failures),
             "--no-progress", "--spawned"]
     for flag, value in (("--checkpoint", args.checkpoint), ("--dataset", args.dataset), ("--sampler", args.sampler),
                         ("--n-trials", args.n_trials), ("--seed", args.seed)):
