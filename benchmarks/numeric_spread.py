@@ -14,6 +14,7 @@ absolute difference of a printed float, the number of integers that differ, and 
 tolerance. Cells not listed are identical in every variant.
 
     python benchmarks/numeric_spread.py notebooks/lab4_architecture_search.ipynb [--variants pinned both]
+    python benchmarks/numeric_spread.py NOTEBOOK --variants both --stored --out runs/spread   # vs the committed outputs
 """
 from __future__ import annotations
 
@@ -80,16 +81,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--stored", action="store_true", help="compare every variant with the notebook's stored outputs")
+    parser.add_argument("--out", type=Path, default=None, help="also write each variant's executed notebook here")
     args = parser.parse_args()
     patterns = notebooks.sanitize_patterns()
-    runs = {}
+    runs = {"stored": notebooks.read(args.notebook)} if args.stored else {}
     for name in args.variants:
         start = time.perf_counter()
         runs[name] = run(args.notebook.resolve(), VARIANTS[name])
         print(f"{name}: executed in {time.perf_counter() - start:.0f} s", flush=True)
-    base_name, base = args.variants[0], runs[args.variants[0]]
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            notebooks.nbformat.write(runs[name], args.out / f"{args.notebook.stem}-{name}.ipynb")
+    names = list(runs)
+    base_name, base = names[0], runs[names[0]]
     print(f"\ndifferences from '{base_name}' (cells not listed are identical):")
-    for name in args.variants[1:]:
+    for name in names[1:]:
         found = spread(base, runs[name], patterns)
         print(f"  {name}: {len(found)} cell(s) differ")
         for index, d in found.items():

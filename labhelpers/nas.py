@@ -92,6 +92,45 @@ def ground_truth(data: JSC, hidden=None, *, epochs: int = 10, batch_size: int = 
     return with_costs(table) if costs else table
 
 
+def save_table(table: pd.DataFrame, path: str | Path, settings: dict, *, force: bool = False) -> Path:
+    """Write a ground-truth table to ``path`` (CSV, floats exact) with ``settings`` and provenance in ``path``.json.
+
+    ``settings``: what produced it (dataset fingerprint, widths, epochs, batch size, lr, seed,
+    final_relu ...); :func:`load_table` refuses the table when asked for other settings.
+    """
+    import json
+
+    import torch
+
+    from . import validate
+    from .numerics import platform_info
+
+    path = Path(path)
+    validate.refuse_overwrite("table", [path, path.with_suffix(".json")], force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    meta = {"settings": settings, "rows": len(table), "torch": torch.__version__, "platform": platform_info()}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_table(path: str | Path, settings: dict) -> pd.DataFrame:
+    """The ground-truth table saved by :func:`save_table`; ValueError if it was made with other ``settings``."""
+    import json
+
+    path = Path(path)
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        raise FileNotFoundError(f"table: no {path} (with {path.with_suffix('.json').name}); train it instead "
+                                "(the notebook's retrain_large = True) or restore it from git")
+    stored = json.loads(path.with_suffix(".json").read_text())["settings"]
+    differ = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+    if differ:
+        raise ValueError(f"table: {path.name} was made with other settings ({', '.join(differ)}: stored "
+                         f"{[stored.get(k) for k in differ]}, asked {[settings.get(k) for k in differ]}); "
+                         "retrain it (retrain_large = True)")
+    return pd.read_csv(path)
+
+
 def _mean_over_seeds(table: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
     columns = ["train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
     groups = table.groupby(["h1", "h2"], sort=False)

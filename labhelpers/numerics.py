@@ -5,7 +5,7 @@ CPU, training JSC-Three-Linear with the same seed gives other float32 weights wh
 the ATen kernel level (``ATEN_CPU_CAPABILITY=default`` vs avx2/avx512), MKL's code path
 (``MKL_CBWR=COMPATIBLE`` vs the default; Intel CPUs take MKL's AVX-512 path where AMD takes AVX2), and
 the number of intra-op threads. After 10 epochs, accuracies then move in the 4th decimal
-(``benchmarks/numeric_spread.py`` measures it).
+(``benchmarks/numeric_spread.py`` measures it for a whole notebook).
 
 What this package does about it:
 
@@ -15,21 +15,26 @@ What this package does about it:
   are ``setdefault``: a value the user exported wins, which is how the tolerant path is exercised.
   Training and trial evaluation run on one intra-op thread (``labhelpers.batched``,
   ``labhelpers.metrics``), so results do not depend on the core count.
-* **Lab 4 trains in float64** (:data:`TRAIN_DTYPE`, the default of ``batched.train_many``). The
-  same training in float32 moved accuracies by up to 0.0009 between numeric paths; in float64 the
-  accuracies printed by Lab 4 are identical and losses differ by about 2e-16. The trained networks
-  are stored as float32 checkpoints.
+* **Lab 4 trains in float64** (:data:`TRAIN_DTYPE_NAME`, the default of ``batched.train_many``).
+  Measured on Lab 4's training (25 architectures, 2 epochs): in float64 ``MKL_CBWR=COMPATIBLE`` and
+  the thread count change nothing (losses move by 2e-16, accuracies not at all), where float32 moved
+  them. ATen's kernel level still matters in float64: ``ATEN_CPU_CAPABILITY=default`` moved Lab 4's
+  printed accuracies by up to 0.0006 (avx2 and avx512 agree exactly). The trained networks are
+  stored as float32 checkpoints.
 
 What is bit-exact where (torch 2.13.0 CPU, the pinned versions):
 
 * same machine, same environment: everything except timings;
-* any x86-64 CPU with AVX2 under the pins above: the same bits as this machine (the pins remove
-  the vendor and core-count dependence measured here);
-* other numeric paths (no AVX2, ``ATEN_CPU_CAPABILITY=default``, ``MKL_CBWR=COMPATIBLE``, ARM laptops
-  with other BLAS kernels): outputs not derived from training (metric formulas, parameter counts,
-  quantized evaluation of the committed checkpoints, configs) stay exact; values derived from
-  training may move in their last digits. Notebook cells that print such values declare a tolerance
-  (``# tolerance: ...``, see :mod:`labhelpers.tolerance`), chosen from the measured spread.
+* any x86-64 CPU with AVX2 under the pins above: the same bits as this machine, by design (the pins
+  make MKL and ATen take the AVX2 paths on Intel too, and one thread removes the core count; only an
+  AMD machine was available to measure, where avx2 and avx512 agree exactly);
+* ``MKL_CBWR`` set to anything else, or another thread count: Lab 4 stays the same (float64);
+* other kernel levels (no AVX2, ``ATEN_CPU_CAPABILITY=default``, ARM laptops): outputs not derived
+  from training (metric formulas, parameter counts, quantized evaluation of the committed
+  checkpoints, configs) stay exact; values derived from training move in their last printed digits,
+  and counts derived from them (trials to reach a target) can move by a few. Notebook cells that
+  print such values declare a tolerance (``# tolerance: ...``, see :mod:`labhelpers.tolerance`),
+  chosen from the spread that ``benchmarks/numeric_spread.py`` measures.
 """
 from __future__ import annotations
 

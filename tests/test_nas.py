@@ -1,8 +1,9 @@
 """Lab 4 NAS helpers: spaces, the ground-truth table, uniform multipliers and their checkpoints."""
+import pandas as pd
 import pytest
 import torch
 
-from labhelpers import models, nas, train
+from labhelpers import models, nas, notebooks, train
 from _lab4_data import small_jsc
 
 
@@ -109,3 +110,26 @@ def test_evaluate_architecture_is_its_ground_truth_row(jsc):
     assert isinstance(measured["params"], int)
     with pytest.raises(ValueError, match="split='train'"):
         nas.evaluate_architecture((16, 8), jsc, split="train")
+
+
+def test_saved_table_round_trips_exactly_and_refuses_other_settings(tmp_path):
+    table = pd.DataFrame({"h1": [8, 16], "h2": [8, 8], "val_accuracy": [0.1 + 0.2, 1 / 3], "bops": [2.5e5, 8.839149e6]})
+    path = nas.save_table(table, tmp_path / "t.csv", {"epochs": 4, "widths": [8, 16]})
+    loaded = nas.load_table(path, {"epochs": 4, "widths": [8, 16]})
+    assert (loaded.to_numpy() == table.to_numpy()).all() and list(loaded.columns) == list(table.columns)
+    with pytest.raises(ValueError, match=r"other settings \(epochs: stored \[4\], asked \[10\]\)"):
+        nas.load_table(path, {"epochs": 10, "widths": [8, 16]})
+    with pytest.raises(FileExistsError, match="--force"):
+        nas.save_table(table, path, {"epochs": 4})
+    with pytest.raises(FileNotFoundError, match="retrain_large"):
+        nas.load_table(tmp_path / "missing.csv", {})
+
+
+def test_committed_large_table_matches_the_lab_settings():
+    from labhelpers import data
+
+    jsc = data.load_jsc("sim", verbose=False)
+    settings = {"dataset_fingerprint": jsc.fingerprint, "widths": list(range(8, 129, 8)), "epochs": 4,
+                "batch_size": 512, "lr": 1e-3, "seed": 0, "final_relu": False, "dtype": "float64"}
+    table = nas.load_table(notebooks.repo_dir() / "data" / "lab4_large_architectures.csv", settings)
+    assert len(table) == 256 and {(h1, h2) for h1, h2 in zip(table.h1, table.h2)} == set(nas.grid(settings["widths"]))

@@ -1,4 +1,9 @@
-"""labhelpers.numerics: the pins and the float64 training that keep Lab 4's numbers identical across numeric paths."""
+"""labhelpers.numerics: the pins, and float64 training that makes Lab 4's numbers independent of MKL's code path.
+
+What float64 does not remove, and the notebooks' tolerances cover instead: ATen's kernel level
+(``ATEN_CPU_CAPABILITY=default`` vs avx2/avx512) changes float64 training too (measured: up to 0.0006 in
+Lab 4's accuracies; ``benchmarks/numeric_spread.py``).
+"""
 from __future__ import annotations
 
 import json
@@ -46,11 +51,10 @@ def test_platform_info_names_the_numeric_path():
 
 
 @pytest.mark.skipif(not numerics._has_avx2(), reason="the vector-kernel paths compared here exist on x86-64 with AVX2")
-def test_float64_training_is_identical_across_numeric_paths_where_float32_is_not():
-    other = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
+def test_float64_training_does_not_depend_on_mkls_code_path_where_float32_does():
+    other = {"MKL_CBWR": "COMPATIBLE"}
     a64, b64 = _train("float64", {}), _train("float64", other)
     assert a64["val"] == b64["val"]
-    # losses move far below the 4 decimals Lab 4 prints (measured here: up to 2.2e-9 on this small set)
-    assert max(abs(x - y) for x, y in zip(a64["loss"], b64["loss"])) < 1e-6
+    assert max(abs(x - y) for x, y in zip(a64["loss"], b64["loss"])) < 1e-12  # measured: 2.2e-16
     a32, b32 = _train("float32", {}), _train("float32", other)
-    assert a32["loss"] != b32["loss"]  # the paths really differ: float64 is what makes the numbers agree
+    assert a32["loss"] != b32["loss"]  # the paths really differ in float32
