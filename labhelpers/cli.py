@@ -18,8 +18,9 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ConnectionError, 
 
 def _command_modules():
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
-        if not info.name.startswith("_"):
-            yield importlib.import_module(f"{commands.__name__}.{info.name}")
+        module = importlib.import_module(f"{commands.__name__}.{info.name}") if not info.name.startswith("_") else None
+        if hasattr(module, "NAME"):  # a module without NAME holds what several commands share
+            yield module
 
 
 def build_parser() -> argparse.ArgumentParser:

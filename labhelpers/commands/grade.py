@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 
 NAME = "grade"
-HELP = "grade an executed lab notebook: ran in order, no errors, self-checks passed, outputs reproduce"
+HELP = ("grade an executed lab notebook against the reference: ran in order, no errors, self-checks passed, "
+        "outputs reproduce (within declared tolerances), locked cells unchanged; re-run jailed with bubblewrap")
 
 
 def add_arguments(parser) -> None:

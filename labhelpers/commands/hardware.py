@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from .common import add_model_arguments, load_model_and_data
+
 NAME = "hardware"
 HELP = ("synthesize one quantized config (da4ml Verilog, Yosys for Xilinx 7-series) and check it "
         "bit for bit in Verilator against the integer reference: luts, ffs, carry4, latency_cycles")
@@ -12,12 +14,8 @@ FIRST = ("luts", "ffs", "carry4", "latency_cycles", "rtl_matches", "rows_checked
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="jsc-tiny or jsc-three-linear")
-    parser.add_argument("--config", required=True, help="TOML with [passes.quantize]; every Linear must be 'integer'")
-    parser.add_argument("--checkpoint", default=None, help="default checkpoints/<model>.pt")
-    parser.add_argument("--dataset", default="sim", choices=["auto", "real", "sim"], help="data source (default sim)")
-    parser.add_argument("--path", default=None, help="local data file for --dataset real")
-    parser.add_argument("--split", default="val", choices=["train", "val", "test"])
+    add_model_arguments(parser, config_required=True,
+                        config_help="TOML with [passes.quantize]; every Linear must be 'integer'")
     parser.add_argument("--rows", type=int, default=1000, help="rows simulated and compared (default 1000)")
     parser.add_argument("--latency-cutoff", type=float, default=None, help="da4ml's per-stage delay (default 5)")
     parser.add_argument("--timeout", type=float, default=None, help="synthesis timeout in seconds (default 600)")
@@ -26,15 +24,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import data, hardware, models
+    from .. import hardware
     from ..passes import quantize
 
-    if args.model not in models.MODELS:
-        raise ValueError(f"--model {args.model!r} is unknown; choose one of {sorted(models.MODELS)}")
     pass_args = quantize.load_pass_args(args.config)
-    checkpoint = args.checkpoint or f"checkpoints/{args.model}.pt"
-    jsc = data.load_jsc(args.dataset, args.path, verbose=False)
-    model, _ = models.load(checkpoint, expected_model=args.model, fingerprint=jsc.fingerprint)
+    model, checkpoint, jsc = load_model_and_data(args)
     options = {k: v for k, v in (("latency_cutoff", args.latency_cutoff), ("timeout_s", args.timeout)) if v is not None}
     result = hardware.measure(model, pass_args, jsc, split=args.split, rows=args.rows,
                               use_cache=not args.no_cache, **options)
