@@ -207,8 +207,9 @@ def _jailed(cmd: list[str], jail: Path) -> list[str]:
             "--bind", str(jail), str(jail), "--unshare-pid", "--unshare-net", "--die-with-parent", "--new-session",
             "--setenv", "HOME", str(home), "--setenv", "MPLCONFIGDIR", str(home / ".matplotlib"),
             "--setenv", "IPYTHONDIR", str(home / ".ipython"),
-            # the grader's pid means nothing in the kernel's pid namespace; --die-with-parent does that job
-            "--setenv", "JPY_PARENT_PID", "0", "--"] + list(cmd)
+            # the grader's pid means nothing in the kernel's pid namespace (--die-with-parent does that job);
+            # 1 = no parent poller and no console banner on the grader's stdout
+            "--setenv", "JPY_PARENT_PID", "1", "--"] + list(cmd)
 
 
 def isolation_available() -> bool:

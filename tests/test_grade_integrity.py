@@ -26,6 +26,7 @@ printed loss moved by at most 9.2e-5 between this machine's pinned path, ``ATEN_
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -278,3 +279,12 @@ def test_release_of_the_fixture_stubs_the_solution_and_keeps_the_check(train_ref
     assert "torch.clamp" not in source and notebooks.STUB in source and CHECK_CALL in source
     assert [c.get("id") for c in nb.cells] == [c.get("id") for c in notebooks.read(train_reference).cells]
     assert tolerance.declared(nb.cells[cell_index(nb, "# tolerance:")].source).abs == 0.001
+
+
+def test_json_report_on_stdout_is_only_json(train_reference, train_faithful, tmp_path):
+    """Nothing the jailed kernel prints (e.g. ipykernel's console banner) may land in the grader's stdout."""
+    submission = write(train_faithful, tmp_path)
+    done = subprocess.run([sys.executable, "-m", "labhelpers", "grade", str(submission), "--reference",
+                           str(train_reference), "--json", "--no-progress"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["passed"] is True
