@@ -201,11 +201,15 @@ def _ipc_path(jail: Path | None = None) -> str:
 
 
 def _jailed(cmd: list[str], jail: Path) -> list[str]:
-    """``cmd`` under bubblewrap: read-only system, writable ``jail``, private /tmp, pid and network namespaces."""
+    """``cmd`` under bubblewrap: read-only file system but ``jail`` (HOME and TMPDIR inside it), own pid and network.
+
+    /tmp stays visible read-only (a tmpfs over it would hide an interpreter or project that lives there).
+    """
     home = jail / ".home"
-    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
             "--bind", str(jail), str(jail), "--unshare-pid", "--unshare-net", "--die-with-parent", "--new-session",
-            "--setenv", "HOME", str(home), "--setenv", "MPLCONFIGDIR", str(home / ".matplotlib"),
+            "--setenv", "HOME", str(home), "--setenv", "TMPDIR", str(home / "tmp"),
+            "--setenv", "MPLCONFIGDIR", str(home / ".matplotlib"),
             "--setenv", "IPYTHONDIR", str(home / ".ipython"),
             # the grader's pid means nothing in the kernel's pid namespace (--die-with-parent does that job);
             # 1 = no parent poller and no console banner on the grader's stdout
@@ -307,7 +311,7 @@ def sandbox(notebook_dir):
             if source.is_dir() and not source.is_symlink():
                 shutil.copytree(source, root / name, symlinks=False,
                                 ignore=shutil.ignore_patterns(".*", "__pycache__", "openml", "cache"))
-        for name in ("imgs", "runs", ".home"):
+        for name in ("imgs", "runs", ".home", ".home/tmp"):
             (root / name).mkdir()
         _seed_matplotlib_cache(root / ".home" / ".matplotlib")
         yield cwd
