@@ -7,7 +7,7 @@ the project, and compares every checked cell with the first variant:
 * ``aten-default``: ``ATEN_CPU_CAPABILITY=default`` (no vector kernels);
 * ``mkl-compatible``: ``MKL_CBWR=COMPATIBLE`` (MKL's most conservative code path);
 * ``both``: the two together (the issue's acceptance environment);
-* ``one-core``: ``OMP_NUM_THREADS=1`` and ``taskset`` to one core (core-count independence).
+* ``one-core``: ``OMP_NUM_THREADS=1`` and the kernel pinned to one CPU (core-count independence).
 
 Prints, per cell that differs: whether the text around the numbers is the same, the largest
 absolute difference of a printed float, the number of integers that differ, and the cell's declared
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,23 +34,20 @@ VARIANTS = {
     "both": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
     "one-core": {"OMP_NUM_THREADS": "1"},
 }
-_NUMBER = tolerance._NUMBER  # noqa: SLF001 -- the same tokenizer as the comparison
 
 
 def run(path: Path, env: dict) -> "notebooks.nbformat.NotebookNode":
-    saved = {k: os.environ.get(k) for k in env}
+    saved, cpus = dict(os.environ), os.sched_getaffinity(0)
     os.environ.update(env)
+    if env.get("OMP_NUM_THREADS") == "1":  # the kernel inherits this process's CPU affinity
+        os.sched_setaffinity(0, {min(cpus)})
     try:
         with notebooks.sandbox(path.parent) as cwd:
-            if env.get("OMP_NUM_THREADS") == "1" and shutil.which("taskset"):
-                os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-            try:
-                executed, failure = notebooks.execute(notebooks.read(path), cwd, progress=False)
-            finally:
-                os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+            executed, failure = notebooks.execute(notebooks.read(path), cwd, progress=False)
     finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        os.sched_setaffinity(0, cpus)
+        os.environ.clear()
+        os.environ.update(saved)
     if failure:
         raise SystemExit(f"{path.name} failed under {env}: {failure['label']} {failure['message']}")
     return executed
@@ -66,9 +62,10 @@ def spread(base, other, patterns) -> dict[int, dict]:
             continue
         texts_a = "\n".join(str(v) for key in sorted(a) for v in a[key])
         texts_b = "\n".join(str(v) for key in sorted(b) for v in b[key])
-        same_text = tolerance._skeleton(texts_a)[0] == tolerance._skeleton(texts_b)[0]  # noqa: SLF001
+        (lines_a, numbers_a), (lines_b, numbers_b) = tolerance.skeleton(texts_a), tolerance.skeleton(texts_b)
+        same_text = lines_a == lines_b
         floats, ints = 0.0, 0
-        for x, y in zip(_NUMBER.findall(texts_a), _NUMBER.findall(texts_b)):
+        for x, y in zip(numbers_a, numbers_b):
             if re.search(r"[.eE]", x + y):
                 floats = max(floats, abs(float(x) - float(y)))
             elif x != y:

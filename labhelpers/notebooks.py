@@ -166,9 +166,9 @@ PROJECT_FOLDERS = ("configs", "checkpoints", "data")  # what a sandbox copies fr
 def _kernel_manager_class(jail: Path | None = None):
     """A kernel manager that always starts this interpreter, whatever kernelspec a notebook names.
 
-    With ``jail`` (a sandbox root), the kernel runs under bubblewrap: the whole file system read-only
-    except ``jail`` (and a private /tmp), its own process and network namespaces (every process it
-    starts dies with it), and HOME inside the jail.
+    With ``jail`` (a sandbox root), the kernel runs under bubblewrap (:func:`_jailed`): the whole file
+    system read-only except ``jail``, its own process and network namespaces (every process it starts
+    dies with it), and HOME and TMPDIR inside the jail.
     """
     from jupyter_client.manager import AsyncKernelManager
     from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
@@ -179,7 +179,7 @@ def _kernel_manager_class(jail: Path | None = None):
             if os.name == "posix":  # local sockets: no unencrypted-TCP warning, nothing on the network
                 kwargs.setdefault("transport", "ipc")
                 kwargs.setdefault("ip", _ipc_path(jail))  # absolute: the kernel's cwd differs from ours
-            if jail:  # the jailed kernel sees a private /tmp: its connection file must be inside the jail
+            if jail:  # keep every file of the jailed kernel (sockets, connection file) inside its sandbox
                 kwargs.setdefault("connection_file", _ipc_path(jail) + ".json")
             super().__init__(**kwargs)
 
@@ -745,15 +745,16 @@ def graded_notebook(nb, reference, pairs: dict[int, int]):
     return graded, where, checks
 
 
-def check_reproduces(nb, notebook_dir, timeout_per_cell=None, progress=False, reference=None, jail=True) -> tuple[list, list]:
+def check_reproduces(nb, notebook_dir, timeout_per_cell=None, progress=False, reference=None, jail=True,
+                     pairs=None) -> tuple[list, list]:
     """Re-run the submission (as :func:`graded_notebook` builds it) in a sandbox, compare its checked outputs.
 
     Which cells are compared, and how (exact, or within a ``# tolerance:``), comes from the paired
-    reference cell; cells the submission added are compared exactly. Returns ``(reproduce problems,
-    self-check problems found by the re-run)``.
+    reference cell; cells the submission added are compared exactly. ``pairs``: :func:`pair_cells`
+    (computed if not given). Returns ``(reproduce problems, self-check problems found by the re-run)``.
     """
     reference = reference if reference is not None else nb
-    pairs = pair_cells(nb, reference)
+    pairs = pair_cells(nb, reference) if pairs is None else pairs
     by_submission = {i: r for r, i in pairs.items()}
     graded, where, checks = graded_notebook(nb, reference, pairs)
     keep_going = set(checks.values())
@@ -805,9 +806,9 @@ def grade(submission, lab=None, reference=None, timeout_per_cell=300, progress=F
 
     ``reference``: the executed lab notebook (default: from ``lab``, else guessed from the submission's
     file name). Everything that decides the verdict comes from the reference: its cells are paired
-    with the submission's (:func:`pair_cells`), its locked cells and self-checks are what runs
-    (:func:`graded_notebook`), its ``NBVAL_IGNORE_OUTPUT`` marks and ``# tolerance:`` lines say what is
-    compared and how. The submission is read as JSON; its code runs only in a fresh kernel, in a
+    with the submission's (:func:`pair_cells`), its locked cells must be unchanged (:func:`check_locked`),
+    its self-checks run again after the student's cells (:func:`graded_notebook`), and its
+    ``NBVAL_IGNORE_OUTPUT`` marks and ``# tolerance:`` lines say what is compared and how. The submission is read as JSON; its code runs only in a fresh kernel, in a
     sandbox copy of the project, jailed with bubblewrap when ``isolate`` (see :func:`_jailed`).
     """
     submission = Path(submission)
@@ -822,15 +823,17 @@ def grade(submission, lab=None, reference=None, timeout_per_cell=300, progress=F
     ref = read(ref_path)
     if not self_check_sources(ref):
         raise ValueError(f"reference: {ref_path} has no executed self-check cells (a line ending in 'passed')")
+    pairs = pair_cells(nb, ref)
     static_checks = check_self_checks(nb, ref)
-    reproduce, rerun_checks = check_reproduces(nb, ref_path.parent, timeout_per_cell, progress, ref, jail=isolate)
+    reproduce, rerun_checks = check_reproduces(nb, ref_path.parent, timeout_per_cell, progress, ref, jail=isolate,
+                                               pairs=pairs)
     flagged = {p["index"] for p in static_checks}
     found = {
         CHECKS[0]: check_order(nb),
         CHECKS[1]: check_errors(nb),
         CHECKS[2]: static_checks + [p for p in rerun_checks if p["index"] not in flagged],
         CHECKS[3]: reproduce,
-        CHECKS[4]: check_locked(nb, ref, pair_cells(nb, ref)),
+        CHECKS[4]: check_locked(nb, ref, pairs),
     }
     checks = [{"check": name, "passed": not problems, "problems": problems} for name, problems in found.items()]
     from .numerics import fresh_platform_info

@@ -88,7 +88,7 @@ def declared(source: str, where: str = "cell") -> Tolerance:
     return Tolerance(**values)
 
 
-def _skeleton(text: str) -> tuple[list[str], list[str]]:
+def skeleton(text: str) -> tuple[list[str], list[str]]:
     """(the text with every number replaced by '#' and white space folded, per line; the numbers)."""
     lines, numbers = [], []
     for line in text.splitlines():
@@ -103,8 +103,8 @@ def text_difference(stored: str, rerun: str, tolerance: Tolerance = EXACT) -> st
         return None
     if tolerance.exact:
         return _first_line_difference(stored, rerun)
-    old_lines, old_numbers = _skeleton(stored)
-    new_lines, new_numbers = _skeleton(rerun)
+    old_lines, old_numbers = skeleton(stored)
+    new_lines, new_numbers = skeleton(rerun)
     if old_lines != new_lines:
         return _first_line_difference(stored, rerun) + " (the text around the numbers differs)"
     for old, new in zip(old_numbers, new_numbers):
