@@ -87,7 +87,7 @@ value = {{direction = "maximize"}}
 
 
 def scale_out(sleep: float) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests" / "_support")])}
     print(f"\n16-point grid, evaluation sleeps {sleep} s, journal file (wall time includes process start-up):")
     for workers in (1, 2, 4):
         with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sleep", type=float, default=0.5)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "_support"))
     import fault_kind  # noqa: F401  (registers the kind so that load_config can parse the toy config)
     overhead(args.repeats)
     scale_out(args.sleep)

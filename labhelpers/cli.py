@@ -13,7 +13,9 @@ import sys
 
 from . import commands
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ConnectionError, KeyError)
+# KeyError is not here: a missing dict key is a programming bug and must show its traceback. Code that
+# looks up a user's name (a study, a kind, a sampler) turns a miss into a ValueError naming the choices.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ConnectionError)
 
 
 def _command_modules():
@@ -41,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         if args.debug:
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {_one_line(message)}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -21,7 +21,6 @@ Conventions (all counts are per jet, i.e. for one input row):
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Callable
 
@@ -34,6 +33,7 @@ from torch.utils import benchmark
 from . import train
 from .data import JSC
 from .graph import Graph, module_type
+from .numerics import num_threads
 from .passes.quantize import quantize_transform_pass
 
 FLOAT_BITS = 32
@@ -206,18 +206,6 @@ def evaluator(graph: Graph, data: JSC, *, transform=quantize_transform_pass, spl
             transformed, _ = transform(graph, pass_args)
             return measure(transformed, data, split, with_latency=with_latency)
     return evaluate
-
-
-@contextlib.contextmanager
-def num_threads(threads: int | None):
-    """Temporarily set ``torch.set_num_threads`` (None: unchanged)."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- combining metrics

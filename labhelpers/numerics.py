@@ -38,6 +38,11 @@ What is bit-exact where (torch 2.13.0 CPU, the pinned versions):
 """
 from __future__ import annotations
 
+import contextlib
+import logging
+import random
+import warnings
+
 import os
 import platform
 import sys
@@ -106,3 +111,55 @@ def train_dtype():
     import torch
 
     return getattr(torch, TRAIN_DTYPE_NAME)
+
+
+def seed_everything(seed: int):
+    """Seed python, numpy and torch, switch on deterministic algorithms; return a seeded ``torch.Generator``.
+
+    The one place where a ``seed`` parameter reaches every random number generator.
+    """
+    import numpy as np
+    import torch
+
+    from .validate import non_negative_int
+
+    seed = non_negative_int("seed", seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def num_threads(threads: int | None):
+    """Temporarily set ``torch.set_num_threads`` (None: unchanged)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def quiet(*loggers: str, level: int = logging.ERROR, warning_categories=()):
+    """Raise the named loggers to ``level`` and ignore the given warning categories, restoring both after.
+
+    ``quiet("optuna", warning_categories=(optuna.exceptions.ExperimentalWarning,))`` is how search
+    code silences Optuna's per-trial INFO lines; ``quiet("traitlets")`` silences nbclient's noise.
+    """
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    with warnings.catch_warnings():
+        for category in warning_categories:
+            warnings.simplefilter("ignore", category)
+        for logger, _ in saved:
+            logger.setLevel(max(level, logger.getEffectiveLevel()))
+        try:
+            yield
+        finally:
+            for logger, before in saved:
+                logger.setLevel(before)

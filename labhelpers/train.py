@@ -7,8 +7,6 @@ so every trial there averages over all earlier trials; here nothing carries over
 from __future__ import annotations
 
 import copy
-import random
-
 import numpy as np
 import pandas as pd
 import torch
@@ -19,19 +17,9 @@ from tqdm.auto import tqdm
 
 from . import validate
 from .data import JSC, batches
+from .numerics import seed_everything  # noqa: F401  (re-exported for callers of train)
 
 EVAL_BATCH = 65536
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed python, numpy and torch, switch on deterministic algorithms; return a seeded generator."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer, e.g. 0")
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    return torch.Generator().manual_seed(seed)
 
 
 @torch.no_grad()

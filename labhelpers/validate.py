@@ -21,13 +21,46 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 SAFE_NAME_RULE = "1-100 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
 
 
+def is_int(value) -> bool:
+    """True for a real integer (``numbers.Integral``, numpy ints too), False for ``bool`` and everything else."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def positive_int(name: str, value, maximum: int | None = None) -> int:
     """``value`` if it is an int in ``1..maximum``; else ValueError ``name=value must be a positive integer``."""
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+    ok = is_int(value) and value >= 1
     if not ok or (maximum is not None and value > maximum):
         bound = f" at most {maximum}" if maximum is not None else ""
         raise ValueError(f"{name}={value!r} must be a positive integer{bound}")
     return int(value)
+
+
+def non_negative_int(name: str, value, example: str = "0") -> int:
+    """``value`` if it is an int >= 0; else ValueError ``name=value must be a non-negative integer, e.g. 0``."""
+    if not (is_int(value) and value >= 0):
+        raise ValueError(f"{name}={value!r} must be a non-negative integer, e.g. {example}")
+    return int(value)
+
+
+def int_in(name: str, value, low: int, high: int, where: str = "") -> int:
+    """``value`` if it is an int in ``low..high``; else ValueError naming the range."""
+    if not (is_int(value) and low <= value <= high):
+        raise ValueError(f"{where}{name}={value!r} must be an integer from {low} to {high}")
+    return int(value)
+
+
+def boolean(name: str, value) -> bool:
+    """``value`` if it is a bool (``true``/``false`` in TOML); else ValueError."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} must be true or false")
+    return value
+
+
+def one_of(name: str, value, allowed, where: str = ""):
+    """``value`` if it is one of ``allowed``; else ValueError listing them."""
+    if value not in allowed:
+        raise ValueError(f"{where}{name}={value!r} is not allowed: use one of {', '.join(map(repr, allowed))}")
+    return value
 
 
 def positive_number(name: str, value, unit: str = "", example: str = "") -> float:

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from labhelpers import batched, models, train
-from _lab4_data import small_jsc
+from lab4_data import small_jsc
 
 HIDDEN = [(16, 16), (32, 64), (16, 16), (80, 48), (8, 8)]
 SEEDS = [0, 1, 2, 3, 4]

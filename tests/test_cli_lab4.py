@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from labhelpers import cli, nas
-from _lab4_data import small_jsc
+from lab4_data import small_jsc
 
 CONFIG = """
 [model]

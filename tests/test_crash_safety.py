@@ -44,7 +44,7 @@ DIST = {"a": CategoricalDistribution([0, 1, 2, 3]), "b": CategoricalDistribution
 @pytest.fixture()
 def env(tmp_path, monkeypatch):
     """cwd = tmp_path; worker processes can import the tests' fault-toy kind."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests" / "_support")]))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

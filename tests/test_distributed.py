@@ -33,7 +33,7 @@ def env(tmp_path, monkeypatch):
     x = rng.normal(size=(1500, 16)).astype(np.float32)
     np.savez(tmp_path / "jsc_sim.npz", X=x, y=(x[:, :5].argmax(1) + (rng.random(1500) < 0.3)) % 5)
     monkeypatch.setenv("LABHELPERS_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests" / "_support")]))
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
     models.save(models.build("jsc-tiny"), tmp_path / "checkpoints" / "jsc-tiny.pt", name="jsc-tiny")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from labhelpers import models, nas, notebooks, train
-from _lab4_data import small_jsc
+from lab4_data import small_jsc
 
 
 @pytest.fixture(scope="module")

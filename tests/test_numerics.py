@@ -20,7 +20,7 @@ import json, sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 import tempfile
-from _lab4_data import small_jsc
+from lab4_data import small_jsc
 from labhelpers import batched
 jsc = small_jsc(Path(tempfile.mkdtemp()))
 table = batched.train_many([(16, 16), (32, 8), (48, 32)], jsc, seeds=0, epochs=3, batch_size=128, progress=False,
@@ -30,7 +30,7 @@ print(json.dumps({{"val": table.val_accuracy.tolist(), "loss": table.val_loss.to
 
 
 def _train(dtype: str, env: dict) -> dict:
-    code = TRAIN.format(tests=os.path.dirname(__file__))
+    code = TRAIN.format(tests=os.path.join(os.path.dirname(__file__), "_support"))
     out = subprocess.run([sys.executable, "-c", code, dtype], env={**os.environ, **env}, capture_output=True,
                          text=True, check=True).stdout
     return json.loads(out)

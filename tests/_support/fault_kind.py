@@ -1,6 +1,6 @@
 """A cheap, deterministic search space kind for the scale-out tests, with faults on marked points.
 
-Workers load it with ``--import fault_kind`` (tests/ on PYTHONPATH). TOML::
+Workers load it with ``--import fault_kind`` (tests/_support on PYTHONPATH). TOML::
 
     [search.search_space]
     kind = "fault-toy"
