@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import torch
 
-from labhelpers import batched, data, models, train
+from labhelpers import batched, data, metrics, models, train
 
 WIDTHS = (16, 32, 48, 64, 80)
 
@@ -36,8 +36,8 @@ def main() -> None:
         torch.manual_seed(seed)
         model = models.build("jsc-three-linear", hidden=list(h))
         train.train(model, jsc, epochs=args.epochs, seed=0, progress=False)
-        alone["val_accuracy"].append(train.evaluate_split(model, jsc, "val")["accuracy"])
-        alone["test_accuracy"].append(train.evaluate_split(model, jsc, "test")["accuracy"])
+        alone["val_accuracy"].append(metrics.accuracy_loss(model, jsc, "val")["accuracy"])
+        alone["test_accuracy"].append(metrics.accuracy_loss(model, jsc, "test")["accuracy"])
     print(f"{len(hidden)} networks, {args.epochs} epochs on {len(jsc.x_train)} rows ({jsc.source}):")
     for split, values in alone.items():
         diff = 100 * np.abs(np.array(values) - result[split].to_numpy())

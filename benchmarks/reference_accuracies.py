@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from labhelpers import data, models, train
+from labhelpers import data, metrics, models, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,14 +36,14 @@ def hinge_features_accuracy(jsc) -> float:
 
 def checkpoint_accuracy(name: str, jsc) -> float:
     model, _ = models.load(ROOT / "checkpoints" / f"{name}.pt", expected_model=name, fingerprint=jsc.fingerprint)
-    return train.evaluate_split(model, jsc, "test")["accuracy"]
+    return metrics.accuracy_loss(model, jsc, "test")["accuracy"]
 
 
 def tiny_without_final_relu(jsc) -> float:
     train.seed_everything(0)
     model = models.build("jsc-tiny", final_relu=False)
     train.train(model, jsc, epochs=200, patience=10, seed=0, progress=False)
-    return train.evaluate_split(model, jsc, "test")["accuracy"]
+    return metrics.accuracy_loss(model, jsc, "test")["accuracy"]
 
 
 def main() -> None:

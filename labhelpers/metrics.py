@@ -27,10 +27,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 from torch.utils import benchmark
 
-from . import train
+from torchmetrics.classification import MulticlassAccuracy
+
 from .data import JSC
 from .graph import Graph, module_type
 from .numerics import num_threads
@@ -39,13 +41,36 @@ from .passes.quantize import quantize_transform_pass
 FLOAT_BITS = 32
 COST_COLUMNS = ("params", "size_bits", "macs", "flops", "bops", "mac_bitops")
 SKIPPED_BUFFERS = ("num_batches_tracked",)
+EVAL_BATCH = 65536
 
 
 # ----------------------------------------------------------------------------- accuracy and loss
 
 def accuracy_loss(model: nn.Module | Graph, data: JSC, split: str = "val") -> dict[str, float]:
-    """Micro accuracy and mean cross-entropy over the whole named split, in large batches."""
-    return train.evaluate_split(_module(model), data, split)
+    """Micro accuracy and mean cross-entropy over the whole named split (``train``, ``val``, ``test``)."""
+    return accuracy_loss_xy(_module(model), *data.split(split))
+
+
+@torch.no_grad()
+def accuracy_loss_xy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = EVAL_BATCH,
+                     num_classes: int = 5) -> dict[str, float]:
+    """Micro accuracy and mean cross-entropy over the whole of (x, y), in large batches.
+
+    Accuracy is *micro* accuracy (the fraction of correctly classified jets), computed with a fresh
+    torchmetrics object on every call. MASE's runner uses macro accuracy and never resets its metric,
+    so every trial there averages over all earlier trials; here nothing carries over between calls.
+    """
+    was_training = model.training
+    model.eval()
+    accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
+    loss_sum = 0.0
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start:start + batch_size])
+        target = y[start:start + batch_size]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
+        accuracy.update(logits, target)
+    model.train(was_training)
+    return {"accuracy": float(accuracy.compute()), "loss": loss_sum / len(x)}
 
 
 def _module(model: nn.Module | Graph) -> nn.Module:

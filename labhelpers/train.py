@@ -1,9 +1,4 @@
-"""Seeded, deterministic training and full-split evaluation.
-
-Accuracy is *micro* accuracy (the fraction of correctly classified jets), computed with a fresh
-torchmetrics object on every call. MASE's runner uses macro accuracy and never resets its metric,
-so every trial there averages over all earlier trials; here nothing carries over between calls.
-"""
+"""Seeded, deterministic training of one network; validation through :func:`labhelpers.metrics.accuracy_loss`."""
 from __future__ import annotations
 
 import copy
@@ -12,37 +7,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
 from tqdm.auto import tqdm
 
-from . import validate
+from . import metrics, validate
 from .data import JSC, batches
 from .numerics import seed_everything  # noqa: F401  (re-exported for callers of train)
-
-EVAL_BATCH = 65536
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = EVAL_BATCH,
-             num_classes: int = 5) -> dict[str, float]:
-    """Micro accuracy and mean cross-entropy over the whole of (x, y), in large batches."""
-    was_training = model.training
-    model.eval()
-    accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
-    loss_sum = 0.0
-    for start in range(0, len(x), batch_size):
-        logits = model(x[start:start + batch_size])
-        target = y[start:start + batch_size]
-        loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
-        accuracy.update(logits, target)
-    model.train(was_training)
-    return {"accuracy": float(accuracy.compute()), "loss": loss_sum / len(x)}
-
-
-def evaluate_split(model: nn.Module, data: JSC, split: str = "val", **kwargs) -> dict[str, float]:
-    """:func:`evaluate` on a named split of ``data`` (``train``, ``val`` or ``test``)."""
-    return evaluate(model, *data.split(split), **kwargs)
-
 
 def train(model: nn.Module, data: JSC, *, epochs: int = 10, batch_size: int = 512, lr: float = 1e-3,
           seed: int = 0, patience: int | None = None, progress: bool = True) -> pd.DataFrame:
@@ -66,7 +35,7 @@ def train(model: nn.Module, data: JSC, *, epochs: int = 10, batch_size: int = 51
     bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False)
     for epoch in bar:
         train_loss = _train_epoch(model, optimizer, data, batch_size, generator)
-        val = evaluate_split(model, data, "val")
+        val = metrics.accuracy_loss(model, data, "val")
         check_loss([train_loss, val["loss"]], epoch, lr)
         rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "val_accuracy": val["accuracy"]})
         bar.set_postfix(val_acc=f"{val['accuracy']:.4f}")

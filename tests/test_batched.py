@@ -17,7 +17,7 @@ a seed-to-seed spread of 8.8 points (mean) for the same architectures.
 import pytest
 import torch
 
-from labhelpers import batched, models, train
+from labhelpers import batched, metrics, models, train
 from lab4_data import small_jsc
 
 HIDDEN = [(16, 16), (32, 64), (16, 16), (80, 48), (8, 8)]
@@ -52,7 +52,7 @@ def _separately(jsc, final_relu):
         torch.manual_seed(seed)
         model = models.build("jsc-three-linear", hidden=list(hidden), final_relu=final_relu)
         history = train.train(model, jsc, epochs=EPOCHS, batch_size=BATCH, seed=DATA_SEED, progress=False)
-        out.append((model, history, train.evaluate_split(model, jsc, "val"), train.evaluate_split(model, jsc, "test")))
+        out.append((model, history, metrics.accuracy_loss(model, jsc, "val"), metrics.accuracy_loss(model, jsc, "test")))
     return out
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from labhelpers import data as D, graph as G, models as M, train as T
+from labhelpers import data as D, graph as G, metrics, models as M, train as T
 from jsc_fixtures import toy_frame, write_sim_npz
 
 
@@ -95,10 +95,10 @@ def test_same_seed_same_weights_different_seed_different(jsc):
 def test_training_learns_and_evaluate_is_plain_accuracy(jsc):
     model, history = _trained(jsc, 0)
     x, y = jsc.split("val")
-    result = T.evaluate(model, x, y, batch_size=7)  # small batches: the metric must not depend on batching
+    result = metrics.accuracy_loss_xy(model, x, y, batch_size=7)  # small batches: the metric must not depend on batching
     assert result["accuracy"] == pytest.approx((model(x).argmax(1) == y).float().mean().item(), abs=1e-6)
     assert result["loss"] == pytest.approx(nn.functional.cross_entropy(model(x), y).item(), rel=1e-5)
-    assert T.evaluate(model, x, y) == pytest.approx(result)  # nothing accumulates between calls
+    assert metrics.accuracy_loss_xy(model, x, y) == pytest.approx(result)  # nothing accumulates between calls
     assert result["accuracy"] > 0.5  # toy classes are separable
 
 

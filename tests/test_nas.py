@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from labhelpers import models, nas, notebooks, train
+from labhelpers import metrics, models, nas, notebooks, train
 from lab4_data import small_jsc
 
 
@@ -42,7 +42,7 @@ def test_ground_truth_row_equals_training_that_architecture_alone(jsc):
     torch.manual_seed(5)
     model = models.build("jsc-three-linear", hidden=[24, 8])
     train.train(model, jsc, epochs=2, batch_size=256, seed=5, progress=False)
-    val = train.evaluate_split(model, jsc, "val")
+    val = metrics.accuracy_loss(model, jsc, "val")
     assert abs(table.loc[1, "val_accuracy"] - val["accuracy"]) <= 0.002
 
 
@@ -61,7 +61,7 @@ def test_uniform_search_saves_loadable_checkpoints(jsc, tmp_path):
     paths = nas.save_checkpoints(result, jsc, tmp_path, epochs=1, seed=0)
     model, meta = models.load(paths[1], expected_model="jsc-three-linear", fingerprint=jsc.fingerprint)
     assert meta["channel_multiplier"] == 2 and meta["model_kwargs"] == {"hidden": [32, 32], "final_relu": True}
-    val = train.evaluate_split(model, jsc, "val")
+    val = metrics.accuracy_loss(model, jsc, "val")
     assert val["accuracy"] == pytest.approx(result.table.loc[1, "val_accuracy"], abs=1e-6)  # torchmetrics is float32
 
 
@@ -73,7 +73,7 @@ def test_ground_truth_means_over_init_seeds(jsc):
     torch.manual_seed(5)
     model = models.build("jsc-three-linear", hidden=[8, 16])
     train.train(model, jsc, epochs=1, batch_size=256, seed=4, progress=False)
-    second = train.evaluate_split(model, jsc, "val")["accuracy"]
+    second = metrics.accuracy_loss(model, jsc, "val")["accuracy"]
     expected = (one[4].loc[0, "val_accuracy"] + second) / 2
     assert both.loc[0, "val_accuracy"] == pytest.approx(expected, abs=0.002)
     assert "val_accuracy_std" in both.columns and "val_accuracy_std" not in one[4].columns

@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import data, models, train, validate
+    from .. import data, metrics, models, train, validate
 
     validate.refuse_overwrite("--out", [validate.output_file("--out", args.out)], args.force)
     kwargs = {"final_relu": not args.no_final_relu}
@@ -35,8 +35,8 @@ def run(args) -> int:
     jsc = data.load_jsc(args.dataset, args.path)
     history = train.train(model, jsc, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           seed=args.seed, patience=args.patience, progress=not args.no_progress)
-    val = train.evaluate_split(model, jsc, "val")
-    test = train.evaluate_split(model, jsc, "test")
+    val = metrics.accuracy_loss(model, jsc, "val")
+    test = metrics.accuracy_loss(model, jsc, "test")
     meta = {"dataset": jsc.source, "dataset_fingerprint": jsc.fingerprint, "seed": args.seed,
             "epochs_run": len(history), "batch_size": args.batch_size, "lr": args.lr,
             "val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"], "test_loss": test["loss"]}
