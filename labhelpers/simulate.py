@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from labhelpers.data import CLASSES, FEATURES
+from labhelpers.validate import is_int, non_negative_int, positive_int
 
 PT_HAT_MIN, PT_HAT_MAX = 950.0, 1150.0
 JET_R = 0.8
@@ -124,15 +125,9 @@ def _silence_fastjet_banner(fastjet, ak) -> None:
 
 
 def _check_label(label) -> int:
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < len(CLASSES):
+    if not is_int(label) or not 0 <= label < len(CLASSES):
         raise ValueError(f"label must be an int in 0..{len(CLASSES) - 1} (index into CLASSES={CLASSES}), got {label!r}")
     return int(label)
-
-
-def _check_pos_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer")  # the wording of labhelpers.validate
-    return int(value)
 
 
 def _make_pythia(pythia8mc, label: int, chunk_seed: int):
@@ -188,9 +183,8 @@ def _features(fastjet, ak, const, jet_pt):
 
 def _generate_chunk(label: int, chunk_seed: int, n_jets: int) -> tuple[np.ndarray, dict]:
     label = _check_label(label)
-    n_jets = _check_pos_int("n_jets", n_jets)
-    if isinstance(chunk_seed, bool) or not isinstance(chunk_seed, (int, np.integer)) \
-            or not 1 <= chunk_seed <= PYTHIA_SEED_MAX:
+    n_jets = positive_int("n_jets", n_jets)
+    if not is_int(chunk_seed) or not 1 <= chunk_seed <= PYTHIA_SEED_MAX:
         raise ValueError(f"chunk_seed must be an int in 1..{PYTHIA_SEED_MAX} (Pythia's range; 0 means clock), got {chunk_seed!r}")
     pythia8mc, fastjet, ak = _require_sim()
     _silence_fastjet_banner(fastjet, ak)
@@ -298,13 +292,12 @@ def simulate(n_jets: int, seed: int, out: str | Path, workers: int = 2, chunk_si
     Arrays: X float32 (N, 16) raw features in FEATURES order, y int64 class index, chunk_seed int64,
     chunk_index int32 (row within its chunk), meta (JSON string). Rows are ordered by (label, chunk).
     """
-    n_jets = _check_pos_int("n_jets", n_jets)
+    n_jets = positive_int("n_jets", n_jets)
     if n_jets % len(CLASSES):
         raise ValueError(f"n_jets must be a positive multiple of {len(CLASSES)} (balanced classes), got {n_jets}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    workers = _check_pos_int("workers", workers)
-    chunk_size = _check_pos_int("chunk_size", chunk_size)
+    seed = non_negative_int("seed", seed)
+    workers = positive_int("workers", workers)
+    chunk_size = positive_int("chunk_size", chunk_size)
     out = Path(out)
     if out.suffix != ".npz":
         raise ValueError(f"out must be a .npz path, got {str(out)!r}")

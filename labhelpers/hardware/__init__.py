@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import validate
 from ..graph import Graph, trace
 from ..passes.quantize import quantize_transform_pass
 from . import cache, integer, rtl, sim, synth
@@ -83,8 +84,8 @@ def _quantized(model_or_graph, pass_args) -> Graph:
 
 
 def _rows(data, split: str, rows: int | None) -> torch.Tensor:
-    if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 1):
-        raise ValueError(f"rows={rows!r} must be a positive integer (or None for the whole split)")
+    if rows is not None:
+        validate.positive_int("rows", rows)
     x = torch.as_tensor(data) if isinstance(data, (torch.Tensor, np.ndarray)) else data.split(split)[0]
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"data has shape {tuple(x.shape)}; give a JSC dataset or a (rows, features) tensor")

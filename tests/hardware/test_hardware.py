@@ -19,7 +19,7 @@ from labhelpers import cli, data, graph, hardware, models, search
 from labhelpers.hardware import hls, integer, rtl, sim, synth
 from labhelpers.passes import quantize
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TINY_SPACES = sorted((ROOT / "configs").glob("jsc_tiny_*.toml"))
 MIXED = ROOT / "configs" / "jsc_three_linear_mixed_precision.toml"
 MIXED_SAMPLE = 40  # of 1,000 points; benchmarks/bench_hardware.py --reference checks them all
