@@ -17,7 +17,6 @@ and every trial trains its architecture from scratch (:func:`evaluate_architectu
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pandas as pd
