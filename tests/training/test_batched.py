@@ -114,8 +114,10 @@ def test_plan_buckets_covers_every_network_once():
     ({"hidden": [(16, 16)], "epochs": 0}, "epochs=0"),
     ({"hidden": [(16, 16)], "lr": 0.0}, "lr=0.0"),
     ({"hidden": []}, "at least one"),
+    ({"hidden": [(16, 16)], "patience": 2}, "patience=2: the batched trainer runs every epoch"),
+    ({"hidden": [(16, 16)], "seeds": [1], "n_seeds": 2}, "seeds .* or n_seeds, not both"),
 ])
 def test_bad_arguments(jsc, kwargs, message):
-    settings = {k: kwargs.pop(k) for k in ("epochs", "lr") if k in kwargs}
+    settings = {k: kwargs.pop(k) for k in ("epochs", "lr", "patience", "n_seeds") if k in kwargs}
     with pytest.raises(ValueError, match=message):
         training.train_many(data=jsc, settings=TrainSettings(**settings), progress=False, **kwargs)
