@@ -2,11 +2,11 @@
 
     python benchmarks/batched_equivalence.py [--dataset sim] [--epochs 10] [--seeds 2]
 
-Trains the 25 per-layer architectures x ``--seeds`` init seeds with ``batched.train_many`` and each
-network alone with ``train.train`` (same init, same batch order), and prints the differences in
+Trains the 25 per-layer architectures x ``--seeds`` init seeds with ``training.train_many`` and each
+network alone with ``training.train`` (same init, same batch order), and prints the differences in
 final validation and test accuracy, next to the seed-to-seed spread of the same architectures.
 Float rounding (``bmm`` vs ``nn.Linear`` sums) is the only difference; training amplifies it over
-the steps, so it is measured here on the real schedule (tests/test_batched.py bounds it on 60 steps).
+the steps, so it is measured here on the real schedule (tests/training/test_batched.py bounds it on 60 steps).
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import argparse
 import numpy as np
 import torch
 
-from labhelpers import batched, data, metrics, models, train
+from labhelpers import data, metrics, models
+from labhelpers.training import TrainSettings, train, train_many
 
 WIDTHS = (16, 32, 48, 64, 80)
 
@@ -30,12 +31,13 @@ def main() -> None:
     jsc = data.load_jsc(args.dataset, verbose=False)
     hidden = [(a, b) for a in WIDTHS for b in WIDTHS] * args.seeds
     seeds = [i // 25 for i in range(len(hidden))]
-    result = batched.train_many(hidden, jsc, seeds=seeds, data_seed=0, epochs=args.epochs, progress=False).table
+    settings = TrainSettings(epochs=args.epochs, seed=0)
+    result = train_many(hidden, jsc, settings, seeds=seeds, progress=False).table
     alone = {"val_accuracy": [], "test_accuracy": []}
     for h, seed in zip(hidden, seeds):
         torch.manual_seed(seed)
         model = models.build("jsc-three-linear", hidden=list(h))
-        train.train(model, jsc, epochs=args.epochs, seed=0, progress=False)
+        train(model, jsc, settings, progress=False)
         alone["val_accuracy"].append(metrics.accuracy_loss(model, jsc, "val")["accuracy"])
         alone["test_accuracy"].append(metrics.accuracy_loss(model, jsc, "test")["accuracy"])
     print(f"{len(hidden)} networks, {args.epochs} epochs on {len(jsc.x_train)} rows ({jsc.source}):")

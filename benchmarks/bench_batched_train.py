@@ -3,8 +3,8 @@
     python benchmarks/bench_batched_train.py [--dataset sim] [--repeats 3] [--seeds-per-arch 1 5] [--threads 1]
 
 Prints, from one run:
-1. seconds per epoch of ``labhelpers.train.train`` run network by network, and of
-   ``labhelpers.batched.train_many`` on the same networks and data (medians over ``--repeats``),
+1. seconds per epoch of ``labhelpers.training.train`` run network by network, and of
+   ``labhelpers.training.train_many`` on the same networks and data (medians over ``--repeats``),
    their ratio, and how far the two disagree in validation accuracy: for the 25 per-layer
    architectures, and for 5 init seeds of each (125 networks, as when measuring seed noise);
 2. the wall time of training all 25 per-layer architectures (hidden widths 16*{1..5} x 16*{1..5})
@@ -25,7 +25,8 @@ import time
 
 import torch
 
-from labhelpers import batched, data, models, train
+from labhelpers import data, models
+from labhelpers.training import TrainSettings, train, train_many
 
 WIDTHS = (16, 32, 48, 64, 80)
 
@@ -35,19 +36,19 @@ def per_layer_architectures(seeds_per_arch: int = 1) -> list[tuple[int, int]]:
 
 
 def loop_epoch(hidden, seeds, jsc, epochs: int) -> tuple[float, list[float]]:
-    """Seconds per epoch and val accuracies, training each network alone with train.train."""
+    """Seconds per epoch and val accuracies, training each network alone with training.train."""
     start, accuracies = time.perf_counter(), []
     for h, seed in zip(hidden, seeds):
         torch.manual_seed(seed)
         model = models.build("jsc-three-linear", hidden=list(h))
-        history = train.train(model, jsc, epochs=epochs, seed=0, progress=False)
+        history = train(model, jsc, TrainSettings(epochs=epochs, seed=0), progress=False)
         accuracies.append(float(history["val_accuracy"].iloc[-1]))
     return (time.perf_counter() - start) / epochs, accuracies
 
 
 def batched_epoch(hidden, seeds, jsc, epochs: int) -> tuple[float, list[float]]:
     start = time.perf_counter()
-    result = batched.train_many(hidden, jsc, seeds=seeds, data_seed=0, epochs=epochs, threads=None, progress=False)
+    result = train_many(hidden, jsc, TrainSettings(epochs=epochs, seed=0), seeds=seeds, threads=None, progress=False)
     return (time.perf_counter() - start) / epochs, result.table["val_accuracy"].tolist()
 
 
@@ -63,7 +64,7 @@ def compare(hidden, seeds, jsc, epochs: int, repeats: int) -> None:
     loop_m, batched_m = statistics.median(loop_t), statistics.median(batched_t)
     print(f"   {len(hidden)} networks ({len(set(hidden))} architectures x {len(set(seeds))} init seeds), "
           f"median of {repeats}:")
-    print(f"     per-network loop (train.train): {loop_m:8.2f} s/epoch")
+    print(f"     per-network loop (training.train): {loop_m:8.2f} s/epoch")
     print(f"     batched (train_many):           {batched_m:8.2f} s/epoch")
     print(f"     speed-up:                       {loop_m / batched_m:8.2f}x (goal >= 5x)")
     print(f"     max |val accuracy difference|:  {100 * diff:8.3f} percentage points")
@@ -88,7 +89,8 @@ def main() -> None:
         compare(hidden, [i // 25 for i in range(len(hidden))], jsc, args.epochs, args.repeats)
 
     start = time.perf_counter()
-    batched.train_many(per_layer_architectures(), jsc, seeds=0, epochs=10, batch_size=512, threads=None, progress=False)
+    train_many(per_layer_architectures(), jsc, TrainSettings(epochs=10, batch_size=512, seed=0), threads=None,
+               progress=False)
     wall = time.perf_counter() - start
     print(f"2. all 25 per-layer architectures, 10 epochs, batch 512: {wall:.1f} s wall (goal <= 180 s)")
 

@@ -15,7 +15,9 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from labhelpers import data, metrics, models, train
+from labhelpers import data, metrics, models
+from labhelpers.numerics import seed_everything
+from labhelpers.training import TrainSettings, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,9 +42,9 @@ def checkpoint_accuracy(name: str, jsc) -> float:
 
 
 def tiny_without_final_relu(jsc) -> float:
-    train.seed_everything(0)
+    seed_everything(0)
     model = models.build("jsc-tiny", final_relu=False)
-    train.train(model, jsc, epochs=200, patience=10, seed=0, progress=False)
+    train(model, jsc, TrainSettings(epochs=200, patience=10, seed=0), progress=False)
     return metrics.accuracy_loss(model, jsc, "test")["accuracy"]
 
 

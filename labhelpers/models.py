@@ -1,4 +1,4 @@
-"""JSC models as in MASE's labs, with a registry by name and safe checkpoints.
+"""JSC models as in MASE's labs, with a registry by name, parameter counts and safe checkpoints.
 
 Every model keeps its layers in ``self.seq_blocks`` (an ``nn.Sequential``), so torch.fx names the
 nodes ``seq_blocks_0``, ``seq_blocks_1``, ... exactly like MASE's pass configs expect.
@@ -43,7 +43,7 @@ class JSCThreeLinear(nn.Module):
 
     def __init__(self, hidden: tuple[int, int] | list[int] = (16, 16), final_relu: bool = True):
         super().__init__()
-        h1, h2 = _check_hidden(hidden)
+        h1, h2 = check_hidden(hidden)
         layers = [
             nn.BatchNorm1d(N_FEATURES), nn.ReLU(),
             nn.Linear(N_FEATURES, h1), nn.ReLU(),
@@ -56,13 +56,33 @@ class JSCThreeLinear(nn.Module):
         return self.seq_blocks(x)
 
 
-def _check_hidden(hidden) -> tuple[int, int]:
+def check_hidden(hidden) -> tuple[int, int]:
+    """``hidden`` as a tuple (h1, h2) of widths in 1..MAX_HIDDEN; else ValueError naming ``hidden``."""
     hidden = tuple(hidden) if isinstance(hidden, (list, tuple)) else hidden
     if not isinstance(hidden, tuple) or len(hidden) != 2 \
             or not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= MAX_HIDDEN for h in hidden):
         raise ValueError(f"hidden={hidden!r}: give two positive integer widths of at most {MAX_HIDDEN}, "
                          f"e.g. hidden=(16, 16)")
     return hidden
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters (weights and biases; BatchNorm running statistics are buffers, not counted).
+
+    Also takes a traced ``labhelpers.graph.Graph`` (its ``.model`` is counted).
+    """
+    model = model if isinstance(model, nn.Module) else model.model
+    return sum(p.numel() for p in model.parameters())
+
+
+def mlp_params(widths, *, batch_norm_features: int | None = N_FEATURES) -> int:
+    """Parameters of an MLP with layer widths ``(16, h1, ..., 5)`` plus an input BatchNorm (2 per feature).
+
+    ``mlp_params((16, 16, 16, 5))`` = 32 + 272 + 272 + 85 = 661, JSC-Three-Linear's count.
+    """
+    widths = list(widths)
+    linear = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    return linear + (2 * batch_norm_features if batch_norm_features else 0)
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {

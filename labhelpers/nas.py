@@ -5,7 +5,8 @@ Linear(16d, 5)), which builds broken networks unless b = a and d = c. Here the p
 over the two *hidden widths* (h1, h2) instead: Linear(16, h1) -> Linear(h1, h2) -> Linear(h2, 5),
 always consistent. Every architecture is trained from its own fresh initialisation
 (``torch.manual_seed(seed)`` then ``models.build``) on the same batch order (``seed``), so the same
-architecture and seed retrain to the same numbers, alone or in a batch (see ``labhelpers.batched``).
+architecture and seed retrain to the same numbers, alone or in a batch (see
+``labhelpers.training.batched``). Training settings are one :class:`labhelpers.training.TrainSettings`.
 With ``n_seeds`` an architecture is trained from the init seeds ``seed, seed + 1, ...`` and scored by
 the mean: with MASE's final ReLU on the logits the seed-to-seed spread of one architecture is
 larger than the differences between widths (Lab 4, task 2), so ``final_relu`` is a setting too.
@@ -16,15 +17,14 @@ and every trial trains its architecture from scratch (:func:`evaluate_architectu
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pandas as pd
 from torch import nn
 
-from . import batched, models, validate
+from . import models, validate
 from .data import JSC
-from .passes.channels import mlp_params
+from .training import TrainSettings, Trained, train_many
 
 BASE_HIDDEN = (16, 16)
 MULTIPLIERS = (1, 2, 3, 4, 5)
@@ -54,49 +54,36 @@ def uniform_hidden(multipliers=MULTIPLIERS, base=BASE_HIDDEN) -> list[tuple[int,
     return out
 
 
-def subsample(data: JSC, max_train_rows: int | None) -> JSC:
-    """``data`` with only the first ``max_train_rows`` training rows (they are already shuffled)."""
-    if max_train_rows is None or max_train_rows >= len(data.x_train):
-        return data
-    if not isinstance(max_train_rows, int) or max_train_rows < 2:
-        raise ValueError(f"max_train_rows={max_train_rows!r} must be an integer >= 2 or None (all rows)")
-    return dataclasses.replace(data, x_train=data.x_train[:max_train_rows], y_train=data.y_train[:max_train_rows])
-
-
 # ----------------------------------------------------------------------------- training
 
-def ground_truth(data: JSC, hidden=None, *, epochs: int = 10, batch_size: int = 512, lr: float = 1e-3,
-                 seed: int = 0, n_seeds: int = 1, final_relu: bool = True, max_train_rows: int | None = None,
-                 costs: bool = True, progress: bool = True) -> pd.DataFrame:
+def ground_truth(data: JSC, hidden=None, settings: TrainSettings = TrainSettings(), *, costs: bool = True,
+                 progress: bool = True) -> pd.DataFrame:
     """Train every architecture of ``hidden`` (default: the 25 per-layer ones) and tabulate them.
 
-    Each architecture is trained ``n_seeds`` times, from the init seeds ``seed, seed + 1, ...``, all on
-    the batch order of ``seed``. One row per architecture: h1, h2, then the mean over init seeds of
+    Each architecture is trained ``settings.n_seeds`` times, from the init seeds ``seed, seed + 1, ...``,
+    all on the batch order of ``settings.seed``. One row per architecture: h1, h2, then the mean over init seeds of
     train_loss, val_loss, val_accuracy, test_loss, test_accuracy after the last epoch (and with
     ``n_seeds > 1`` the standard deviations val_accuracy_std, test_accuracy_std), then (``costs``)
     params, size_bits, macs, flops, bops, mac_bitops from ``labhelpers.metrics``. Trained with
-    :func:`labhelpers.batched.train_many`; with ``max_train_rows`` only the first rows of the training
-    split are used (say so when you report).
+    :func:`labhelpers.training.train_many`; with ``settings.max_train_rows`` only the first rows of the
+    training split are used (say so when you report).
     """
     hidden = grid(PER_LAYER_WIDTHS) if hidden is None else [tuple(h) for h in hidden]
     duplicates = sorted({h for h in hidden if hidden.count(h) > 1})
     if duplicates:
         raise ValueError(f"hidden lists {duplicates} more than once; give each architecture once")
-    if not isinstance(n_seeds, int) or isinstance(n_seeds, bool) or n_seeds < 1:
-        raise ValueError(f"n_seeds={n_seeds!r} must be a positive integer (init seeds per architecture)")
-    seeds = [seed + i for i in range(n_seeds) for _ in hidden]
-    result = batched.train_many(hidden * n_seeds, subsample(data, max_train_rows), seeds=seeds, data_seed=seed,
-                                epochs=epochs, batch_size=batch_size, lr=lr, final_relu=final_relu,
-                                evaluate_every_epoch=False, progress=progress)
-    table = _mean_over_seeds(result.table, n_seeds)
+    result = train_many(hidden, data, settings, evaluate_every_epoch=False, progress=progress)
+    table = _mean_over_seeds(result.table, settings.n_seeds)
     return with_costs(table) if costs else table
 
 
-def save_table(table: pd.DataFrame, path: str | Path, settings: dict, *, force: bool = False) -> Path:
-    """Write a ground-truth table to ``path`` (CSV, floats exact) with ``settings`` and provenance in ``path``.json.
+def save_table(table: pd.DataFrame, path: str | Path, settings: TrainSettings, context: dict, *,
+               force: bool = False) -> Path:
+    """Write a ground-truth table to ``path`` (CSV, floats exact) with its settings and provenance in ``path``.json.
 
-    ``settings``: what produced it (dataset fingerprint, widths, epochs, batch size, lr, seed,
-    final_relu ...); :func:`load_table` refuses the table when asked for other settings.
+    ``settings``: the training settings that produced it; ``context``: the rest of what produced it
+    (e.g. dataset_fingerprint, widths, dtype). Stored together, flat, as ``"settings"``;
+    :func:`load_table` refuses the table when asked for other ones.
     """
     import json
 
@@ -109,13 +96,13 @@ def save_table(table: pd.DataFrame, path: str | Path, settings: dict, *, force: 
     validate.refuse_overwrite("table", [path, path.with_suffix(".json")], force)
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
-    meta = {"settings": settings, "rows": len(table), "torch": torch.__version__, "platform": platform_info()}
+    meta = {"settings": _stored(settings, context), "rows": len(table), "torch": torch.__version__, "platform": platform_info()}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return path
 
 
-def load_table(path: str | Path, settings: dict) -> pd.DataFrame:
-    """The ground-truth table saved by :func:`save_table`; ValueError if it was made with other ``settings``."""
+def load_table(path: str | Path, settings: TrainSettings, context: dict) -> pd.DataFrame:
+    """The ground-truth table saved by :func:`save_table`; ValueError if made with other ``settings`` or ``context``."""
     import json
 
     path = Path(path)
@@ -123,12 +110,20 @@ def load_table(path: str | Path, settings: dict) -> pd.DataFrame:
         raise FileNotFoundError(f"table: no {path} (with {path.with_suffix('.json').name}); train it instead "
                                 "(the notebook's retrain_large = True) or restore it from git")
     stored = json.loads(path.with_suffix(".json").read_text())["settings"]
+    settings = _stored(settings, context)
     differ = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
     if differ:
         raise ValueError(f"table: {path.name} was made with other settings ({', '.join(differ)}: stored "
                          f"{[stored.get(k) for k in differ]}, asked {[settings.get(k) for k in differ]}); "
                          "retrain it (retrain_large = True)")
     return pd.read_csv(path)
+
+
+def _stored(settings: TrainSettings, context: dict) -> dict:
+    overlap = sorted(set(context) & set(settings.to_dict()))
+    if overlap:
+        raise ValueError(f"context repeats the training setting(s) {overlap}; give them in settings only")
+    return {**settings.to_dict(), **context}
 
 
 def _mean_over_seeds(table: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
@@ -141,23 +136,18 @@ def _mean_over_seeds(table: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
     return out.reset_index()
 
 
-def uniform_search(data: JSC, multipliers=MULTIPLIERS, *, epochs: int = 10, batch_size: int = 512,
-                   lr: float = 1e-3, seed: int = 0, n_seeds: int = 1, final_relu: bool = True,
-                   progress: bool = True) -> batched.Trained:
+def uniform_search(data: JSC, multipliers=MULTIPLIERS, settings: TrainSettings = TrainSettings(), *,
+                   progress: bool = True) -> Trained:
     """Task 2: JSC-Three-Linear with every linear layer widened by one multiplier, trained per multiplier.
 
-    Each multiplier is trained from ``n_seeds`` init seeds (``seed, seed + 1, ...``) on the batch
-    order of ``seed``. Returns the batched trainer's result: ``table`` and ``history`` gain columns
+    Each multiplier is trained from ``settings.n_seeds`` init seeds (``seed, seed + 1, ...``) on the batch
+    order of ``settings.seed``. Returns the batched trainer's result: ``table`` and ``history`` gain columns
     ``multiplier`` and (history) ``seed``; ``models`` holds every trained module, in table order.
     """
     multipliers = list(multipliers)
-    if not isinstance(n_seeds, int) or isinstance(n_seeds, bool) or n_seeds < 1:
-        raise ValueError(f"n_seeds={n_seeds!r} must be a positive integer (init seeds per multiplier)")
-    labels = multipliers * n_seeds
-    seeds = [seed + i for i in range(n_seeds) for _ in multipliers]
-    result = batched.train_many(uniform_hidden(multipliers) * n_seeds, data, seeds=seeds, data_seed=seed,
-                                epochs=epochs, batch_size=batch_size, lr=lr, final_relu=final_relu,
-                                return_models=True, progress=progress)
+    labels = multipliers * settings.n_seeds
+    result = train_many(uniform_hidden(multipliers), data, settings, return_models=True, progress=progress)
+    seeds = result.table["seed"].tolist()
     result.table.insert(0, "multiplier", labels)
     result.history.insert(0, "multiplier", [labels[k] for k in result.history["network"]])
     result.history.insert(1, "seed", [seeds[k] for k in result.history["network"]])
@@ -172,10 +162,13 @@ def seed_summary(table: pd.DataFrame, by: str) -> pd.DataFrame:
     return out.assign(seeds=groups.size(), params=groups["params"].first())
 
 
-def save_checkpoints(result: batched.Trained, data: JSC, directory: str | Path, *, epochs: int, seed: int,
+def save_checkpoints(result: Trained, data: JSC, directory: str | Path, settings: TrainSettings, *,
                      prefix: str = "jsc-three-linear-x") -> list[Path]:
-    """Write the uniform-multiplier models of init seed ``seed`` to ``directory/<prefix><m>.pt`` with metadata."""
-    paths = []
+    """Write the uniform-multiplier models of init seed ``settings.seed`` to ``directory/<prefix><m>.pt``.
+
+    ``settings``: those :func:`uniform_search` trained with (their seed and epochs go into the metadata).
+    """
+    paths, seed = [], settings.seed
     for model, row in zip(result.models, result.table.itertuples()):
         if row.seed != seed:
             continue
@@ -184,7 +177,7 @@ def save_checkpoints(result: batched.Trained, data: JSC, directory: str | Path, 
         paths.append(models.save(model, path, name="jsc-three-linear",
                                  model_kwargs={"hidden": [row.h1, row.h2], "final_relu": final_relu},
                                  dataset=data.source, dataset_fingerprint=data.fingerprint, seed=seed,
-                                 epochs_run=epochs, channel_multiplier=row.multiplier, params=row.params,
+                                 epochs_run=settings.epochs, channel_multiplier=row.multiplier, params=row.params,
                                  val_accuracy=row.val_accuracy, test_accuracy=row.test_accuracy,
                                  test_loss=row.test_loss))
     return paths
@@ -201,8 +194,8 @@ def heatmap(table: pd.DataFrame, value: str = "val_accuracy") -> pd.DataFrame:
 
 def params_of(hidden) -> int:
     """Trainable parameters of JSC-Three-Linear with hidden widths (h1, h2)."""
-    h1, h2 = models._check_hidden(hidden)
-    return mlp_params((models.N_FEATURES, h1, h2, models.N_CLASSES))
+    h1, h2 = models.check_hidden(hidden)
+    return models.mlp_params((models.N_FEATURES, h1, h2, models.N_CLASSES))
 
 
 # ----------------------------------------------------------------------------- costs
@@ -223,13 +216,10 @@ def with_costs(table: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- search kind "architecture"
 
 ARCHITECTURE_METRICS = ("accuracy", "loss", "params", "size_bits", "macs", "flops", "bops", "mac_bitops")
-TRAIN_SETTINGS = {"epochs": 10, "batch_size": 512, "lr": 1e-3, "seed": 0, "n_seeds": 1, "final_relu": True,
-                  "max_train_rows": None}
 
 
-def evaluate_architecture(hidden, data: JSC, *, split: str = "val", epochs: int = 10, batch_size: int = 512,
-                          lr: float = 1e-3, seed: int = 0, n_seeds: int = 1, final_relu: bool = True,
-                          max_train_rows: int | None = None) -> dict[str, float]:
+def evaluate_architecture(hidden, data: JSC, settings: TrainSettings = TrainSettings(), *,
+                          split: str = "val") -> dict[str, float]:
     """Train one architecture from scratch (``n_seeds`` seeded inits) and measure it.
 
     Returns accuracy and loss on ``split`` (means over the init seeds) and the costs. The same
@@ -237,8 +227,7 @@ def evaluate_architecture(hidden, data: JSC, *, split: str = "val", epochs: int 
     """
     if split not in ("val", "test"):
         raise ValueError(f"split={split!r}: trials are scored on 'val' (or 'test'), not on the training rows")
-    table = ground_truth(data, [tuple(hidden)], epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                         n_seeds=n_seeds, final_relu=final_relu, max_train_rows=max_train_rows, progress=False)
+    table = ground_truth(data, [tuple(hidden)], settings, progress=False)
     measured = {"accuracy": table[f"{split}_accuracy"], "loss": table[f"{split}_loss"],
                 **{c: table[c] for c in ARCHITECTURE_METRICS if c not in ("accuracy", "loss")}}
     return {name: column.iloc[0].item() for name, column in measured.items()}

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from labhelpers import cli, nas
+from labhelpers.training import TrainSettings
 from lab4_data import small_jsc
 
 CONFIG = """
@@ -62,7 +63,7 @@ def test_search_trains_per_trial_and_resumes(setup, monkeypatch, capsys):
 
     # each trial is seeded: retraining the first architecture gives the recorded numbers
     h1, h2 = first.loc[0, ["h1", "h2"]]
-    retrained = real((int(h1), int(h2)), jsc, epochs=2, batch_size=256, lr=1e-2, seed=3)
+    retrained = real((int(h1), int(h2)), jsc, TrainSettings(epochs=2, batch_size=256, lr=1e-2, seed=3))
     assert retrained["accuracy"] == pytest.approx(first.loc[0, "accuracy"], abs=1e-12)
     assert retrained["params"] == nas.params_of((h1, h2)) == first.loc[0, "params"]
 

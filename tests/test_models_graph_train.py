@@ -1,4 +1,4 @@
-"""Models, fx node names, pass-config resolution, seeded training and safe checkpoints."""
+"""Models, fx node names, pass-config resolution and safe checkpoints (training: tests/training/)."""
 from __future__ import annotations
 
 import copy
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from labhelpers import data as D, graph as G, metrics, models as M, train as T
+from labhelpers import data as D, graph as G, models as M
 from jsc_fixtures import toy_frame, write_sim_npz
 
 
@@ -74,39 +74,6 @@ def test_replace_module_on_a_copy_leaves_original():
     h.replace_module("seq_blocks_2", nn.Linear(16, 5, bias=False))
     assert h.modules["seq_blocks_2"].bias is None and g.modules["seq_blocks_2"].bias is not None
     assert h(torch.randn(4, 16)).shape == (4, 5)
-
-
-def _trained(jsc, seed):
-    T.seed_everything(seed)
-    model = M.build("jsc-three-linear", final_relu=False)
-    history = T.train(model, jsc, epochs=4, batch_size=32, lr=1e-2, seed=seed, progress=False)
-    return model, history
-
-
-def test_same_seed_same_weights_different_seed_different(jsc):
-    a, ha = _trained(jsc, 3)
-    b, hb = _trained(jsc, 3)
-    c, _ = _trained(jsc, 4)
-    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
-    assert ha.equals(hb) and list(ha.columns) == ["train_loss", "val_loss", "val_accuracy"]
-    assert not torch.equal(a.seq_blocks[2].weight, c.seq_blocks[2].weight)
-
-
-def test_training_learns_and_evaluate_is_plain_accuracy(jsc):
-    model, history = _trained(jsc, 0)
-    x, y = jsc.split("val")
-    result = metrics.accuracy_loss_xy(model, x, y, batch_size=7)  # small batches: the metric must not depend on batching
-    assert result["accuracy"] == pytest.approx((model(x).argmax(1) == y).float().mean().item(), abs=1e-6)
-    assert result["loss"] == pytest.approx(nn.functional.cross_entropy(model(x), y).item(), rel=1e-5)
-    assert metrics.accuracy_loss_xy(model, x, y) == pytest.approx(result)  # nothing accumulates between calls
-    assert result["accuracy"] > 0.5  # toy classes are separable
-
-
-def test_bad_training_arguments(jsc):
-    with pytest.raises(ValueError, match="epochs=0"):
-        T.train(M.build("jsc-tiny"), jsc, epochs=0)
-    with pytest.raises(ValueError, match="seed=-1"):
-        T.seed_everything(-1)
 
 
 def test_checkpoint_round_trip_and_checks(tmp_path, jsc):

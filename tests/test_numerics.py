@@ -21,10 +21,10 @@ sys.path.insert(0, {tests!r})
 from pathlib import Path
 import tempfile
 from lab4_data import small_jsc
-from labhelpers import batched
+from labhelpers import training
 jsc = small_jsc(Path(tempfile.mkdtemp()))
-table = batched.train_many([(16, 16), (32, 8), (48, 32)], jsc, seeds=0, epochs=3, batch_size=128, progress=False,
-                           dtype=getattr(__import__("torch"), sys.argv[1])).table
+table = training.train_many([(16, 16), (32, 8), (48, 32)], jsc, training.TrainSettings(epochs=3, batch_size=128),
+                            progress=False, dtype=getattr(__import__("torch"), sys.argv[1])).table
 print(json.dumps({{"val": table.val_accuracy.tolist(), "loss": table.val_loss.tolist()}}))
 """
 

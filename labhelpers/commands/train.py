@@ -24,17 +24,20 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import data, metrics, models, train, validate
+    from .. import data, metrics, models, validate
+    from ..numerics import seed_everything
+    from ..training import TrainSettings, train
 
     validate.refuse_overwrite("--out", [validate.output_file("--out", args.out)], args.force)
     kwargs = {"final_relu": not args.no_final_relu}
     if args.hidden is not None:
         kwargs["hidden"] = list(args.hidden)
-    train.seed_everything(args.seed)
+    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                             final_relu=kwargs["final_relu"], patience=args.patience)
+    seed_everything(args.seed)
     model = models.build(args.model, **kwargs)  # bad settings fail here, before the data is read
     jsc = data.load_jsc(args.dataset, args.path)
-    history = train.train(model, jsc, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          seed=args.seed, patience=args.patience, progress=not args.no_progress)
+    history = train(model, jsc, settings, progress=not args.no_progress)
     val = metrics.accuracy_loss(model, jsc, "val")
     test = metrics.accuracy_loss(model, jsc, "test")
     meta = {"dataset": jsc.source, "dataset_fingerprint": jsc.fingerprint, "seed": args.seed,

@@ -31,6 +31,7 @@ import pandas as pd
 from torch import nn
 
 from ..graph import Graph, node_config, validate_pass_args
+from ..models import count_params
 
 MODES = ("output_only", "input_only", "both")
 _CONFIG_KEYS = {"name", "channel_multiplier", "channel_multiplier_input", "channel_multiplier_output"}
@@ -216,21 +217,3 @@ def _widths_into(graph: Graph) -> dict[str, int | None]:
         else:
             widths[node] = width
     return widths
-
-
-# ----------------------------------------------------------------------------- parameter counts
-
-def count_params(model: nn.Module | Graph) -> int:
-    """Trainable parameters (weights and biases; BatchNorm running statistics are buffers, not counted)."""
-    model = model.model if isinstance(model, Graph) else model
-    return sum(p.numel() for p in model.parameters())
-
-
-def mlp_params(widths, *, batch_norm_features: int | None = 16) -> int:
-    """Parameters of an MLP with layer widths ``(16, h1, ..., 5)`` plus an input BatchNorm (2 per feature).
-
-    ``mlp_params((16, 16, 16, 5))`` = 32 + 272 + 272 + 85 = 661, JSC-Three-Linear's count.
-    """
-    widths = list(widths)
-    linear = sum(a * b + b for a, b in zip(widths, widths[1:]))
-    return linear + (2 * batch_norm_features if batch_norm_features else 0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+
 import numpy as np
 import pandas as pd
 import torch
@@ -9,34 +10,36 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import metrics, validate
-from .data import JSC, batches
-from .numerics import seed_everything  # noqa: F401  (re-exported for callers of train)
+from .. import metrics
+from ..data import JSC, batches
+from ..numerics import seed_everything
+from .settings import TrainSettings, subsample
 
-def train(model: nn.Module, data: JSC, *, epochs: int = 10, batch_size: int = 512, lr: float = 1e-3,
-          seed: int = 0, patience: int | None = None, progress: bool = True) -> pd.DataFrame:
+
+def train(model: nn.Module, data: JSC, settings: TrainSettings = TrainSettings(), *,
+          progress: bool = True) -> pd.DataFrame:
     """Train in place with Adam on ``data.train``; return the per-epoch history.
 
-    The same seed, model initialisation and data give identical weights. With ``patience``, training
-    stops once the validation loss has not improved for that many epochs, and the weights of the best
-    epoch are restored.
+    Uses ``settings``' epochs, batch_size, lr, seed (the batch order), max_train_rows and patience;
+    the model is built (and initialised, with ``final_relu`` or not) by the caller. The same seed,
+    model initialisation and data give identical weights. With ``patience``, training stops once the
+    validation loss has not improved for that many epochs, and the weights of the best epoch are
+    restored.
     """
-    _check_positive(epochs=epochs, batch_size=batch_size)
-    validate.positive_number("lr", lr, example="1e-3")
-    if patience is not None:
-        validate.positive_int("patience", patience)
+    data = subsample(data, settings.max_train_rows)
+    batch_size, patience = settings.batch_size, settings.patience
     if len(data.x_train) % batch_size == 1 and _has_batch_norm(model):
         raise ValueError(f"batch_size={batch_size} leaves a last batch of 1 of the {len(data.x_train)} training rows, "
                          f"and BatchNorm needs at least 2: choose another batch_size, e.g. {batch_size + 1}")
-    generator = seed_everything(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = seed_everything(settings.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     best = (float("inf"), None, -1)
     rows = []
-    bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False)
+    bar = tqdm(range(1, settings.epochs + 1), desc="epochs", disable=not progress, leave=False)
     for epoch in bar:
         train_loss = _train_epoch(model, optimizer, data, batch_size, generator)
         val = metrics.accuracy_loss(model, data, "val")
-        check_loss([train_loss, val["loss"]], epoch, lr)
+        check_loss([train_loss, val["loss"]], epoch, settings.lr)
         rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "val_accuracy": val["accuracy"]})
         bar.set_postfix(val_acc=f"{val['accuracy']:.4f}")
         if val["loss"] < best[0]:
@@ -72,8 +75,3 @@ def check_loss(losses, epoch: int, lr: float, what: str = "the model") -> None:
 
 def _has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
-
-
-def _check_positive(**values) -> None:
-    for name, value in values.items():
-        validate.positive_int(name, value)

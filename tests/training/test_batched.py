@@ -1,7 +1,7 @@
 """The batched trainer gives each network the result of training it alone.
 
 Tolerance proved here, and why: the batched path computes the same arithmetic as
-``labhelpers.train.train`` (same init, same batches, per-network mean loss, elementwise Adam), but
+``labhelpers.training.train`` (same init, same batches, per-network mean loss, elementwise Adam), but
 ``bmm`` and ``nn.Linear`` sum their products in different orders, so float32 results differ in the
 last bits (~1e-7 relative per operation). Over the 60 Adam steps of these tests the weights of
 every network stay within 1e-5 (absolute, on weights of order 0.1..1; observed: < 1e-6), training
@@ -17,7 +17,8 @@ a seed-to-seed spread of 8.8 points (mean) for the same architectures.
 import pytest
 import torch
 
-from labhelpers import batched, metrics, models, train
+from labhelpers import metrics, models, training
+from labhelpers.training import TrainSettings
 from lab4_data import small_jsc
 
 HIDDEN = [(16, 16), (32, 64), (16, 16), (80, 48), (8, 8)]
@@ -36,7 +37,7 @@ def jsc(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def separately(jsc):
-    """Each network on its own: models.build after manual_seed(seed), then train.train(seed=DATA_SEED)."""
+    """Each network on its own: models.build after manual_seed(seed), then training.train(seed=DATA_SEED)."""
     cache = {}
 
     def get(final_relu):
@@ -51,7 +52,8 @@ def _separately(jsc, final_relu):
     for hidden, seed in zip(HIDDEN, SEEDS):
         torch.manual_seed(seed)
         model = models.build("jsc-three-linear", hidden=list(hidden), final_relu=final_relu)
-        history = train.train(model, jsc, epochs=EPOCHS, batch_size=BATCH, seed=DATA_SEED, progress=False)
+        history = training.train(model, jsc, TrainSettings(epochs=EPOCHS, batch_size=BATCH, seed=DATA_SEED),
+                                 progress=False)
         out.append((model, history, metrics.accuracy_loss(model, jsc, "val"), metrics.accuracy_loss(model, jsc, "test")))
     return out
 
@@ -59,10 +61,10 @@ def _separately(jsc, final_relu):
 @pytest.mark.parametrize("final_relu", [True, False])
 @pytest.mark.parametrize("overhead_macs", [0, 10**9])  # 0: one exact bucket per width; 1e9: all padded into one
 def test_batched_equals_separate_training(jsc, separately, final_relu, overhead_macs):
-    result = batched.train_many(HIDDEN, jsc, seeds=SEEDS, data_seed=DATA_SEED, epochs=EPOCHS, batch_size=BATCH,
-                                final_relu=final_relu, return_models=True, overhead_macs=overhead_macs,
-                                dtype=torch.float32, progress=False)  # train.train's precision
-    n_buckets = len(batched.plan_buckets(HIDDEN, overhead_macs))
+    settings = TrainSettings(seed=DATA_SEED, epochs=EPOCHS, batch_size=BATCH, final_relu=final_relu)
+    result = training.train_many(HIDDEN, jsc, settings, seeds=SEEDS, return_models=True, overhead_macs=overhead_macs,
+                                 dtype=torch.float32, progress=False)  # training.train's precision
+    n_buckets = len(training.plan_buckets(HIDDEN, overhead_macs))
     assert n_buckets == (4 if overhead_macs == 0 else 1)  # (16, 16) twice shares a bucket even at 0
     for k, (model, history, val, test) in enumerate(separately(final_relu)):
         row = result.table.loc[k]
@@ -82,7 +84,8 @@ def test_batched_equals_separate_training(jsc, separately, final_relu, overhead_
 
 def test_the_networks_learn_and_differ(jsc):
     """Guard against a trivially 'equal' trainer that trains nothing."""
-    result = batched.train_many(HIDDEN[:2], jsc, seeds=0, epochs=EPOCHS, batch_size=BATCH, lr=1e-2, progress=False)
+    result = training.train_many(HIDDEN[:2], jsc, TrainSettings(seed=0, epochs=EPOCHS, batch_size=BATCH, lr=1e-2),
+                                 progress=False)
     assert (result.table.val_accuracy > 0.5).all()  # chance is 0.2
     assert result.table.val_accuracy.nunique() == 2
     assert list(result.history.columns) == ["network", "epoch", "train_loss", "val_loss", "val_accuracy"]
@@ -90,15 +93,16 @@ def test_the_networks_learn_and_differ(jsc):
 
 
 def test_same_seed_retrains_to_the_same_result(jsc):
-    a = batched.train_many([(32, 16)], jsc, seeds=3, epochs=2, batch_size=BATCH, progress=False).table
-    b = batched.train_many([(32, 16), (8, 8)], jsc, seeds=3, epochs=2, batch_size=BATCH, progress=False).table
+    settings = TrainSettings(seed=3, epochs=2, batch_size=BATCH)
+    a = training.train_many([(32, 16)], jsc, settings, progress=False).table
+    b = training.train_many([(32, 16), (8, 8)], jsc, settings, progress=False).table
     assert a.loc[0, "val_accuracy"] == b.loc[0, "val_accuracy"]
     assert abs(a.loc[0, "val_loss"] - b.loc[0, "val_loss"]) < 1e-6
 
 
 def test_plan_buckets_covers_every_network_once():
     hidden = [(w1, w2) for w1 in range(8, 129, 8) for w2 in range(8, 129, 8)] + [(16, 16)] * 3
-    buckets = batched.plan_buckets(hidden)
+    buckets = training.plan_buckets(hidden)
     assert sorted(i for b in buckets for i in b) == list(range(len(hidden)))
     same = [b for b in buckets if any(hidden[i] == (16, 16) for i in b)]
     assert len(same) == 1  # identical architectures never get split
@@ -110,7 +114,10 @@ def test_plan_buckets_covers_every_network_once():
     ({"hidden": [(16, 16)], "epochs": 0}, "epochs=0"),
     ({"hidden": [(16, 16)], "lr": 0.0}, "lr=0.0"),
     ({"hidden": []}, "at least one"),
+    ({"hidden": [(16, 16)], "patience": 2}, "patience=2: the batched trainer runs every epoch"),
+    ({"hidden": [(16, 16)], "seeds": [1], "n_seeds": 2}, "seeds .* or n_seeds, not both"),
 ])
 def test_bad_arguments(jsc, kwargs, message):
+    settings = {k: kwargs.pop(k) for k in ("epochs", "lr", "patience", "n_seeds") if k in kwargs}
     with pytest.raises(ValueError, match=message):
-        batched.train_many(data=jsc, progress=False, **kwargs)
+        training.train_many(data=jsc, settings=TrainSettings(**settings), progress=False, **kwargs)

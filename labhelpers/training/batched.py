@@ -7,11 +7,11 @@ largest hidden widths, and runs one ``torch.bmm`` per layer for all K, forward a
 out by hand. :func:`plan_buckets` trades padding waste against the number of buckets. The input is
 shared: the input BatchNorm statistics are computed once per step for all networks.
 
-Why the results equal separate training (``labhelpers.train.train`` with the same data seed):
+Why the results equal separate training (``labhelpers.training.train`` with the same settings):
 
 * each network is initialised exactly as ``models.build("jsc-three-linear", hidden=...)`` after
   ``torch.manual_seed(its seed)``;
-* all networks see the same batches in the same order (one generator seeded with ``data_seed``);
+* all networks see the same batches in the same order (one generator seeded with ``settings.seed``);
 * the total loss is the *sum* of per-network mean losses, so each network's gradient is the
   gradient of its own mean loss; Adam is elementwise, so one Adam over the stacked tensors takes
   the same steps as one Adam per network;
@@ -22,7 +22,7 @@ Why the results equal separate training (``labhelpers.train.train`` with the sam
   (momentum 0.1, unbiased variance) in evaluation, as ``nn.BatchNorm1d`` does.
 
 What differs is only float rounding: ``bmm`` sums in another order than ``nn.Linear``'s
-``addmm``. The test suite bounds the effect (tests/test_batched.py states the tolerance).
+``addmm``. The test suite bounds the effect (tests/training/test_batched.py states the tolerance).
 """
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import models, validate
-from .data import JSC, batches
-from .metrics import num_threads
-from .numerics import train_dtype
-from .train import _check_positive, check_loss, seed_everything
+from .. import models, validate
+from ..data import JSC, batches
+from ..numerics import num_threads, seed_everything, train_dtype
+from .loop import check_loss
+from .settings import TrainSettings, subsample
 
 N_IN, N_OUT = models.N_FEATURES, models.N_CLASSES
 EVAL_CHUNK = 8192
@@ -61,17 +61,21 @@ class Trained:
 
 # ----------------------------------------------------------------------------- specs and buckets
 
-def _spec_list(hidden, seeds) -> list[tuple[int, int, int]]:
-    """(h1, h2, init seed) per network; ``seeds`` is one int for all or one per network."""
-    hidden = [models._check_hidden(h) for h in hidden]
+def _spec_list(hidden, seeds, settings: TrainSettings) -> list[tuple[int, int, int]]:
+    """(h1, h2, init seed) per network; ``seeds`` is one int for all, one per network, or None (``n_seeds``)."""
+    hidden = [models.check_hidden(h) for h in hidden]
     if not hidden:
         raise ValueError("hidden=[]: give at least one pair of hidden widths, e.g. [(16, 16)]")
+    if seeds is None:
+        seeds, hidden = settings.init_seeds(len(hidden)), hidden * settings.n_seeds
+    elif settings.n_seeds != 1:
+        raise ValueError(f"n_seeds={settings.n_seeds} with explicit seeds: give seeds (one per network) or "
+                         "n_seeds, not both")
     seeds = [seeds] * len(hidden) if isinstance(seeds, int) else list(seeds)
     if len(seeds) != len(hidden):
         raise ValueError(f"seeds has {len(seeds)} entries for {len(hidden)} networks; give one per network or one int")
     for s in seeds:
-        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
-            raise ValueError(f"seed={s!r} must be a non-negative integer")
+        validate.non_negative_int("seed", s)
     return [(h1, h2, s) for (h1, h2), s in zip(hidden, seeds)]
 
 
@@ -245,16 +249,19 @@ class _InputNorm:
 
 # ----------------------------------------------------------------------------- training
 
-def train_many(hidden, data: JSC, *, seeds=0, data_seed: int | None = None, epochs: int = 10,
-               batch_size: int = 512, lr: float = 1e-3, final_relu: bool = True, return_models: bool = False,
-               evaluate_every_epoch: bool = True, overhead_macs: int = BUCKET_OVERHEAD_MACS,
-               threads: int | None = 1, dtype: torch.dtype | None = None, progress: bool = True) -> Trained:
+def train_many(hidden, data: JSC, settings: TrainSettings = TrainSettings(), *, seeds=None,
+               return_models: bool = False, evaluate_every_epoch: bool = True,
+               overhead_macs: int = BUCKET_OVERHEAD_MACS, threads: int | None = 1, dtype: torch.dtype | None = None,
+               progress: bool = True) -> Trained:
     """Train JSC-Three-Linear networks with the given hidden widths together, with Adam.
 
-    ``hidden``: a list of (h1, h2); ``seeds``: the init seed of every network (one int or one per
-    network); ``data_seed`` (default: ``seeds`` if it is an int, else 0) fixes the batch order.
-    Network k ends with the weights ``train.train`` would give ``models.build(...)`` initialised after
-    ``torch.manual_seed(seeds[k])`` and trained with ``seed=data_seed`` (up to float rounding).
+    ``hidden``: a list of (h1, h2). ``settings``: epochs, batch_size, lr, final_relu, max_train_rows,
+    and ``seed``, which fixes the batch order. Init seeds: by default every architecture is trained
+    from ``settings.seed, seed + 1, ...`` (``n_seeds`` networks each; the table lists all of ``hidden``
+    per init seed); ``seeds`` gives instead one int for all networks or one per network (then
+    ``n_seeds`` must be 1). ``patience`` is not supported (every network runs every epoch).
+    Network k ends with the weights ``training.train`` would give ``models.build(...)`` initialised
+    after ``torch.manual_seed(seeds[k])`` and trained with the same settings (up to float rounding).
 
     ``threads`` fixes torch's intra-op threads while training (None: leave the setting alone). One
     thread is the default: on a shared 2-core machine a second thread that has to wait for a busy
@@ -269,18 +276,19 @@ def train_many(hidden, data: JSC, *, seeds=0, data_seed: int | None = None, epoc
     val/test accuracy and loss after the last epoch), ``history`` one row per network and epoch.
     """
     with num_threads(threads):
-        return _train_many(hidden, data, seeds, data_seed, epochs, batch_size, lr, final_relu, return_models,
-                           evaluate_every_epoch, overhead_macs, dtype or train_dtype(), progress)
+        return _train_many(hidden, data, settings, seeds, return_models, evaluate_every_epoch, overhead_macs,
+                           dtype or train_dtype(), progress)
 
 
-def _train_many(hidden, data, seeds, data_seed, epochs, batch_size, lr, final_relu, return_models,
-                evaluate_every_epoch, overhead_macs, dtype, progress) -> Trained:
-    specs = _spec_list(hidden, seeds)
-    _check_positive(epochs=epochs, batch_size=batch_size)
-    validate.positive_number("lr", lr, example="1e-3")
-    data_seed = (seeds if isinstance(seeds, int) else 0) if data_seed is None else data_seed
-    generator = seed_everything(data_seed)
-    buckets, flat = _build_buckets(specs, final_relu, overhead_macs, dtype)
+def _train_many(hidden, data, settings: TrainSettings, seeds, return_models, evaluate_every_epoch, overhead_macs,
+                dtype, progress) -> Trained:
+    specs = _spec_list(hidden, seeds, settings)
+    if settings.patience is not None:
+        raise ValueError(f"patience={settings.patience!r}: the batched trainer runs every epoch; leave patience None")
+    epochs, batch_size, lr = settings.epochs, settings.batch_size, settings.lr
+    data = subsample(data, settings.max_train_rows)
+    generator = seed_everything(settings.seed)
+    buckets, flat = _build_buckets(specs, settings.final_relu, overhead_macs, dtype)
     norm = _InputNorm(dtype)
     optimizer = torch.optim.Adam([flat], lr=lr)
     history = []
@@ -347,9 +355,7 @@ def _evaluate(buckets, norm, x: torch.Tensor, y: torch.Tensor, n: int) -> dict[s
 
 
 def _table(specs, last: pd.DataFrame, test: dict) -> pd.DataFrame:
-    from .passes.channels import mlp_params
-
-    table = pd.DataFrame([{"h1": h1, "h2": h2, "seed": s, "params": mlp_params((N_IN, h1, h2, N_OUT))}
+    table = pd.DataFrame([{"h1": h1, "h2": h2, "seed": s, "params": models.mlp_params((N_IN, h1, h2, N_OUT))}
                           for h1, h2, s in specs])
     last = last.set_index("network").sort_index()
     for col in ("train_loss", "val_loss", "val_accuracy"):
