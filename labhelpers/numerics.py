@@ -13,7 +13,7 @@ What this package does about it:
   work): on x86-64 CPUs with AVX2, ``MKL_CBWR=AVX2`` (MKL takes the same code path on Intel and AMD)
   and ``ATEN_CPU_CAPABILITY=avx2`` (AVX-512 machines use the same vector kernels as AVX2 ones). Both
   are ``setdefault``: a value the user exported wins, which is how the tolerant path is exercised.
-  Training and trial evaluation run on one intra-op thread (``labhelpers.batched``,
+  Training and trial evaluation run on one intra-op thread (``labhelpers.training``,
   ``labhelpers.metrics``), so results do not depend on the core count.
 * **Lab 4 trains in float64** (:data:`TRAIN_DTYPE_NAME`, the default of ``batched.train_many``).
   Measured on Lab 4's training (25 architectures, 2 epochs): in float64 ``MKL_CBWR=COMPATIBLE`` and
