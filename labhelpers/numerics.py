@@ -15,7 +15,7 @@ What this package does about it:
   are ``setdefault``: a value the user exported wins, which is how the tolerant path is exercised.
   Training and trial evaluation run on one intra-op thread (``labhelpers.training``,
   ``labhelpers.metrics``), so results do not depend on the core count.
-* **Lab 4 trains in float64** (:data:`TRAIN_DTYPE_NAME`, the default of ``batched.train_many``).
+* **Lab 4 trains in float64** (:data:`TRAIN_DTYPE_NAME`, the default of ``training.train_many``).
   Measured on Lab 4's training (25 architectures, 2 epochs): in float64 ``MKL_CBWR=COMPATIBLE`` and
   the thread count change nothing (losses move by 2e-16, accuracies not at all), where float32 moved
   them. ATen's kernel level still matters in float64: ``ATEN_CPU_CAPABILITY=default`` moved Lab 4's
