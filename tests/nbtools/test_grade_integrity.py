@@ -132,7 +132,7 @@ def test_exact_and_structural_edits_fail(train_reference, train_faithful, tmp_pa
 
 
 def test_nbval_plugin_accepts_the_other_path_and_rejects_an_edit(train_reference, train_faithful, tmp_path):
-    env = {**os.environ, **OTHER_PATH}
+    env = {**os.environ, **OTHER_PATH, "PYTHONPATH": str(cells.repo_dir())}  # this checkout's plugin
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
                "-p", "labhelpers.nbtools.plugin"]
     good = subprocess.run(command + [str(train_reference)], cwd=tmp_path, env=env, capture_output=True, text=True)

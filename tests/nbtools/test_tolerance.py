@@ -1,4 +1,4 @@
-"""labhelpers.tolerance: the one comparison behind `make test` (nbval) and the grader."""
+"""labhelpers.nbtools.compare: the one comparison behind `make test` (nbval) and the grader."""
 from __future__ import annotations
 
 import pytest
