@@ -25,7 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from labhelpers import notebooks, tolerance
+import nbformat
+
+from labhelpers.nbtools import cells, compare, execute, sandbox
 
 VARIANTS = {
     "pinned": {},
@@ -36,14 +38,14 @@ VARIANTS = {
 }
 
 
-def run(path: Path, env: dict) -> "notebooks.nbformat.NotebookNode":
+def run(path: Path, env: dict) -> nbformat.NotebookNode:
     saved, cpus = dict(os.environ), os.sched_getaffinity(0)
     os.environ.update(env)
     if env.get("OMP_NUM_THREADS") == "1":  # the kernel inherits this process's CPU affinity
         os.sched_setaffinity(0, {min(cpus)})
     try:
-        with notebooks.sandbox(path.parent) as cwd:
-            executed, failure = notebooks.execute(notebooks.read(path), cwd, progress=False)
+        with sandbox.sandbox(path.parent) as cwd:
+            executed, failure = execute.execute(cells.read(path), cwd, progress=False)
     finally:
         os.sched_setaffinity(0, cpus)
         os.environ.clear()
@@ -55,14 +57,14 @@ def run(path: Path, env: dict) -> "notebooks.nbformat.NotebookNode":
 
 def spread(base, other, patterns) -> dict[int, dict]:
     out = {}
-    for index in notebooks.code_indices(base):
-        a = notebooks.comparable(base.cells[index].outputs, patterns)
-        b = notebooks.comparable(other.cells[index].outputs, patterns)
+    for index in cells.code_indices(base):
+        a = compare.comparable(base.cells[index].outputs, patterns)
+        b = compare.comparable(other.cells[index].outputs, patterns)
         if a == b:
             continue
         texts_a = "\n".join(str(v) for key in sorted(a) for v in a[key])
         texts_b = "\n".join(str(v) for key in sorted(b) for v in b[key])
-        (lines_a, numbers_a), (lines_b, numbers_b) = tolerance.skeleton(texts_a), tolerance.skeleton(texts_b)
+        (lines_a, numbers_a), (lines_b, numbers_b) = compare.skeleton(texts_a), compare.skeleton(texts_b)
         same_text = lines_a == lines_b
         floats, ints = 0.0, 0
         for x, y in zip(numbers_a, numbers_b):
@@ -81,15 +83,15 @@ def main() -> None:
     parser.add_argument("--stored", action="store_true", help="compare every variant with the notebook's stored outputs")
     parser.add_argument("--out", type=Path, default=None, help="also write each variant's executed notebook here")
     args = parser.parse_args()
-    patterns = notebooks.sanitize_patterns()
-    runs = {"stored": notebooks.read(args.notebook)} if args.stored else {}
+    patterns = compare.sanitize_patterns()
+    runs = {"stored": cells.read(args.notebook)} if args.stored else {}
     for name in args.variants:
         start = time.perf_counter()
         runs[name] = run(args.notebook.resolve(), VARIANTS[name])
         print(f"{name}: executed in {time.perf_counter() - start:.0f} s", flush=True)
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
-            notebooks.nbformat.write(runs[name], args.out / f"{args.notebook.stem}-{name}.ipynb")
+            nbformat.write(runs[name], args.out / f"{args.notebook.stem}-{name}.ipynb")
     names = list(runs)
     base_name, base = names[0], runs[names[0]]
     print(f"\ndifferences from '{base_name}' (cells not listed are identical):")
@@ -97,8 +99,8 @@ def main() -> None:
         found = spread(base, runs[name], patterns)
         print(f"  {name}: {len(found)} cell(s) differ")
         for index, d in found.items():
-            declared = tolerance.declared(base.cells[index].source)
-            print(f"    {notebooks.cell_label(base, index)}: same text {d['same_text']}, "
+            declared = compare.declared(base.cells[index].source)
+            print(f"    {cells.cell_label(base, index)}: same text {d['same_text']}, "
                   f"max float diff {d['max_float_diff']:.3g}, integers differing {d['ints_differ']}, declared {declared}")
     sys.stdout.flush()
 

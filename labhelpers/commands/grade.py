@@ -22,11 +22,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import notebooks, validate
+    from .. import validate
+    from ..nbtools import grade
 
     validate.positive_number("--timeout-per-cell", args.timeout_per_cell, unit="seconds")
-    report = notebooks.grade(args.submission, lab=args.lab, reference=args.reference,
-                             timeout_per_cell=args.timeout_per_cell, progress=not args.no_progress,
-                             isolate=not args.no_isolation)
-    print(json.dumps(report, indent=2) if args.json else notebooks.format_report(report))
+    report = grade.grade(args.submission, lab=args.lab, reference=args.reference,
+                         timeout_per_cell=args.timeout_per_cell, progress=not args.no_progress,
+                         isolate=not args.no_isolation)
+    print(json.dumps(report, indent=2) if args.json else grade.format_report(report))
     return 0 if report["passed"] else 1

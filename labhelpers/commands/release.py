@@ -13,8 +13,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import notebooks
+    from ..nbtools import release
 
-    for path in notebooks.release(args.out, labs=args.only, force=args.force):
+    for path in release.release(args.out, labs=args.only, force=args.force):
         print(f"wrote {path}")
     return 0

@@ -26,18 +26,19 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import notebooks, validate
+    from .. import validate
+    from ..nbtools import runlabs
 
     if args.timeout_per_cell is not None:
         validate.positive_number("--timeout-per-cell", args.timeout_per_cell, unit="seconds")
     if args.in_place:
-        return _in_place(args, notebooks)
-    params = notebooks.read_params_file(args.params_file) if args.params_file else {}
+        return _in_place(args)
+    params = runlabs.read_params_file(args.params_file) if args.params_file else {}
     if args.fast:
         params["fast"] = True
-    params.update({name: notebooks.parse_value(value) for name, value in args.parameter})
-    run_dir, results = notebooks.run_labs(args.only, params, args.out, progress=not args.no_progress,
-                                          timeout_per_cell=args.timeout_per_cell, force=args.force)
+    params.update({name: runlabs.parse_value(value) for name, value in args.parameter})
+    run_dir, results = runlabs.run_labs(args.only, params, args.out, progress=not args.no_progress,
+                                        timeout_per_cell=args.timeout_per_cell, force=args.force)
     failed = [r["error"] for r in results if r["error"]]
     for message in failed:
         print(f"error: {message}", file=sys.stderr)
@@ -45,14 +46,16 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
-def _in_place(args, notebooks) -> int:
+def _in_place(args) -> int:
+    from ..nbtools import cells, runlabs
+
     if args.fast or args.parameter or args.params_file or args.out or args.force:
         raise ValueError("--in-place: stored outputs come from default parameters; drop --fast/-p/--params-file/--out/--force")
     status = 0
-    for lab in args.only or notebooks.LABS:
-        path = notebooks.lab_path(lab)
+    for lab in args.only or cells.LABS:
+        path = cells.lab_path(lab)
         print(f"re-executing {path} in place", flush=True)
-        failure = notebooks.refresh(path, args.timeout_per_cell, progress=not args.no_progress)
+        failure = runlabs.refresh(path, args.timeout_per_cell, progress=not args.no_progress)
         if failure:
             print(f"error: {path.name}: {failure['label']} {failure['message']} (notebook left unchanged)", file=sys.stderr)
             status = 1

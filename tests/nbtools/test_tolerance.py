@@ -1,9 +1,9 @@
-"""labhelpers.tolerance: the one comparison behind `make test` (nbval) and the grader."""
+"""labhelpers.nbtools.compare: the one comparison behind `make test` (nbval) and the grader."""
 from __future__ import annotations
 
 import pytest
 
-from labhelpers.tolerance import EXACT, Tolerance, declared, outputs_difference, text_difference
+from labhelpers.nbtools.compare import EXACT, Tolerance, declared, outputs_difference, text_difference
 
 TABLE = """    h1  h2  val_accuracy      bops
 24  80  80        0.6415  8.84e+06

@@ -1,10 +1,10 @@
-"""pytest plugin for nbval over the lab notebooks (enabled in pyproject: ``-p labhelpers.nbval_plugin``).
+"""pytest plugin for nbval over the lab notebooks (enabled in pyproject: ``-p labhelpers.nbtools.plugin``).
 
-- uses ``labhelpers/nbval_sanitize.cfg`` unless ``--nbval-sanitize-with`` is given, from any cwd
+- uses ``labhelpers/nbtools/nbval_sanitize.cfg`` unless ``--nbval-sanitize-with`` is given, from any cwd
   (so ``cd notebooks && pytest --nbval lab3_quantization_search.ipynb`` checks the same way);
 - fails every cell of a notebook that was never executed (strict nbval would pass it vacuously);
 - prints, per notebook, how many cells had their outputs checked;
-- compares every cell with ``labhelpers.tolerance`` (the grader's comparison): exact, or within the
+- compares every cell with :mod:`labhelpers.nbtools.compare` (the grader's comparison): exact, or within the
   tolerance that the cell declares in a ``# tolerance: ...`` line. nbval still executes the cells,
   coalesces the streams and reads the sanitize file; only its comparison is replaced.
 """
@@ -15,8 +15,7 @@ from collections import defaultdict
 
 import pytest
 
-from .notebooks import SANITIZE_FILE, comparable, first_difference
-from .tolerance import declared
+from .compare import SANITIZE_FILE, comparable, declared, first_difference
 
 
 def pytest_configure(config) -> None:

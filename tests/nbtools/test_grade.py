@@ -9,19 +9,21 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import cell_index, make_project
-from labhelpers import cli, notebooks
+from notebook_fixtures import cell_index, make_project
+from labhelpers import cli
+from labhelpers.nbtools import cells, grade
+from labhelpers.nbtools import execute as nbexecute
 
-ORDER, ERRORS, SELF_CHECKS, REPRODUCE, LOCKED = notebooks.CHECKS
+ORDER, ERRORS, SELF_CHECKS, REPRODUCE, LOCKED = grade.CHECKS
 
 
 def execute(nb, cwd, order=None):
     """Run code cells of a cleared copy in ``order`` (indices, repeats allowed), keeping errors; like a student would."""
-    nb = notebooks.clear_outputs(nb)
-    client = NotebookClient(nb, kernel_manager_class=notebooks._kernel_manager_class(), allow_errors=True,
+    nb = cells.clear_outputs(nb)
+    client = NotebookClient(nb, kernel_manager_class=nbexecute.kernel_manager_class(), allow_errors=True,
                             record_timing=False, resources={"metadata": {"path": str(cwd)}})
     with client.setup_kernel(cleanup_kc=True):
-        for index in order or notebooks.code_indices(nb):
+        for index in order or cells.code_indices(nb):
             client.execute_cell(nb.cells[index], index)
     return nb
 
@@ -39,13 +41,13 @@ def failed(report) -> dict:
 @pytest.fixture(scope="module")
 def faithful(reference) -> nbformat.NotebookNode:
     """A student's faithful run: Restart Kernel and Run All, in the student's own folder."""
-    return execute(notebooks.read(reference), reference.parent)
+    return execute(cells.read(reference), reference.parent)
 
 
 def test_faithful_run_passes(faithful, reference, tmp_path):
-    report = notebooks.grade(write(faithful, tmp_path), reference=reference)
-    assert report["passed"], notebooks.format_report(report)
-    assert [c["check"] for c in report["checks"]] == list(notebooks.CHECKS)
+    report = grade.grade(write(faithful, tmp_path), reference=reference)
+    assert report["passed"], grade.format_report(report)
+    assert [c["check"] for c in report["checks"]] == list(grade.CHECKS)
     assert [t["task"] for t in report["tasks"]] == ["setup", "Task 1", "Task 2"]
 
 
@@ -55,29 +57,29 @@ def test_edited_printed_number_fails_and_names_the_cell(faithful, reference, tmp
     stream = nb.cells[index].outputs[0]
     old = stream.text.split(",")[0]  # "mean = 0.1234"
     stream.text = stream.text.replace(old, old[:-1] + ("9" if old[-1] != "9" else "8"))
-    report = notebooks.grade(write(nb, tmp_path), reference=reference)
+    report = grade.grade(write(nb, tmp_path), reference=reference)
     assert not report["passed"]
     assert list(failed(report)) == [REPRODUCE]
     [problem] = failed(report)[REPRODUCE]
-    assert problem["cell"].startswith(f"Cell {notebooks.code_indices(nb).index(index)} ")
+    assert problem["cell"].startswith(f"Cell {cells.code_indices(nb).index(index)} ")
     assert old in problem["message"] and "re-run gives" in problem["message"]
     assert problem["task"] == "Task 2"
-    assert "Task 2" in notebooks.format_report(report) and problem["cell"] in notebooks.format_report(report)
+    assert "Task 2" in grade.format_report(report) and problem["cell"] in grade.format_report(report)
 
 
 def test_edited_timing_output_is_not_checked(faithful, reference, tmp_path):
     nb = copy.deepcopy(faithful)
     index = cell_index(nb, "NBVAL_IGNORE_OUTPUT")
     nb.cells[index].outputs[0].text = "sorting took 0.001 ms\n"
-    assert notebooks.grade(write(nb, tmp_path), reference=reference)["passed"]
+    assert grade.grade(write(nb, tmp_path), reference=reference)["passed"]
 
 
 def test_cells_run_out_of_order_fail(reference, tmp_path):
-    nb = notebooks.read(reference)
-    code = notebooks.code_indices(nb)
+    nb = cells.read(reference)
+    code = cells.code_indices(nb)
     rerun = cell_index(nb, "print(f\"mean =")
     submission = execute(nb, reference.parent, order=code + [rerun])  # ran the mean cell once more at the end
-    report = notebooks.grade(write(submission, tmp_path), reference=reference)
+    report = grade.grade(write(submission, tmp_path), reference=reference)
     assert list(failed(report)) == [ORDER]
     [problem] = failed(report)[ORDER]
     assert f"In [{len(code) + 1}]" in problem["message"] and problem["index"] == rerun
@@ -85,10 +87,10 @@ def test_cells_run_out_of_order_fail(reference, tmp_path):
 
 def _grade_edited(reference, tmp_path, marker: str, old: str, new: str):
     """Replace ``old`` by ``new`` in the cell containing ``marker``, execute, grade: (nb, cell index, report)."""
-    nb = notebooks.read(reference)
+    nb = cells.read(reference)
     index = cell_index(nb, marker)
     nb.cells[index].source = nb.cells[index].source.replace(old, new)
-    return nb, index, notebooks.grade(write(execute(nb, reference.parent), tmp_path), reference=reference)
+    return nb, index, grade.grade(write(execute(nb, reference.parent), tmp_path), reference=reference)
 
 
 def test_cell_that_raises_fails(reference, tmp_path):
@@ -112,16 +114,16 @@ def test_faked_self_check_output_fails(faithful, reference, tmp_path):
     nb = copy.deepcopy(faithful)
     index = cell_index(nb, "scale self-check passed")
     nb.cells[index].source = 'print("scale self-check passed")'
-    report = notebooks.grade(write(nb, tmp_path), reference=reference)
+    report = grade.grade(write(nb, tmp_path), reference=reference)
     assert list(failed(report)) == [SELF_CHECKS]
     assert "missing or was edited" in failed(report)[SELF_CHECKS][0]["message"]
 
 
 def test_cell_time_limit_names_the_cell(reference, tmp_path):
-    nb = notebooks.read(reference)
+    nb = cells.read(reference)
     nb.cells.insert(2, nbformat.v4.new_code_cell("import time\ntime.sleep(4)"))  # before the (slower) imports
     submission = write(execute(nb, reference.parent), tmp_path)
-    report = notebooks.grade(submission, reference=reference, timeout_per_cell=2)
+    report = grade.grade(submission, reference=reference, timeout_per_cell=2)
     [problem] = failed(report)[REPRODUCE]
     assert problem["index"] == 2 and "2 s time limit" in problem["message"]
     assert problem["cell"].startswith("Cell 1 (In [2]) `import time`")
@@ -136,11 +138,11 @@ def test_submission_runs_in_this_interpreter_and_a_sandbox(reference, tmp_path):
     stamp = figure.stat().st_mtime_ns
     student = make_project(tmp_path / "student", reference)  # the student's own clone
     (student.parent.parent / "checkpoints").mkdir()
-    nb = notebooks.read(reference)
+    nb = cells.read(reference)
     nb.cells.append(nbformat.v4.new_code_cell('with open("../checkpoints/model.txt", "w") as f:\n    f.write("overwritten")'))
     submission = execute(nb, student.parent)
     submission.metadata.kernelspec = {"name": "no-such-kernel", "display_name": "x", "language": "python"}
-    assert notebooks.grade(write(submission, tmp_path), reference=reference)["passed"]
+    assert grade.grade(write(submission, tmp_path), reference=reference)["passed"]
     assert (root / "checkpoints" / "model.txt").read_text() == "committed"
     assert figure.stat().st_mtime_ns == stamp
 
@@ -173,9 +175,9 @@ def test_cli_input_errors_are_one_line(tmp_path, reference, capsys):
 
 def test_failing_self_check_inside_a_solution_cell_fails(reference, tmp_path):
     """Self-checks may share the cell with the solution (as in Lab 3); the check still finds and names it."""
-    nb = notebooks.read(reference)
+    nb = cells.read(reference)
     index = cell_index(nb, "def offset")
     nb.cells[index].source = nb.cells[index].source.replace("v + delta", "v - delta")
-    report = notebooks.grade(write(execute(nb, reference.parent), tmp_path), reference=reference)
+    report = grade.grade(write(execute(nb, reference.parent), tmp_path), reference=reference)
     [problem] = failed(report)[SELF_CHECKS]
     assert problem["index"] == index and "passed' line" in problem["message"]

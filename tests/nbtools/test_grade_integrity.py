@@ -37,12 +37,14 @@ import nbformat
 import pytest
 
 import labhelpers
-from conftest import cell_index, make_project
-from labhelpers import notebooks, numerics, tolerance
+from notebook_fixtures import cell_index, make_project
+from labhelpers import numerics
+from labhelpers.nbtools import cells, compare, grade, release, reproduce, sandbox
+from labhelpers.nbtools import execute as nbexecute
 from test_grade import execute, failed, write
 
-ORDER, ERRORS, SELF_CHECKS, REPRODUCE, LOCKED = notebooks.CHECKS
-FIXTURE = Path(__file__).parent / "fixtures" / "train_lab.ipynb"
+ORDER, ERRORS, SELF_CHECKS, REPRODUCE, LOCKED = grade.CHECKS
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "train_lab.ipynb"
 # another numeric path than the one this test session runs on (the suite also runs under the first one)
 OTHER_PATH = ({"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
               if os.environ.get("ATEN_CPU_CAPABILITY", "").lower() == "default"
@@ -59,7 +61,7 @@ def train_reference(tmp_path_factory) -> Path:
     path = make_project(tmp_path_factory.mktemp("train_ref"), FIXTURE)
     (path.parent.parent / "data").mkdir()
     (path.parent.parent / "data" / "input.txt").write_text("committed data")
-    executed, failure = notebooks.execute(notebooks.read(path), path.parent)
+    executed, failure = nbexecute.execute(cells.read(path), path.parent)
     assert failure is None, failure
     nbformat.write(executed, path)
     return path
@@ -67,11 +69,11 @@ def train_reference(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def train_faithful(train_reference) -> nbformat.NotebookNode:
-    return execute(notebooks.read(train_reference), train_reference.parent)
+    return execute(cells.read(train_reference), train_reference.parent)
 
 
 def _edited(reference: Path, marker: str, old: str, new: str) -> nbformat.NotebookNode:
-    nb = notebooks.read(reference)
+    nb = cells.read(reference)
     index = cell_index(nb, marker)
     assert old in nb.cells[index].source
     nb.cells[index].source = nb.cells[index].source.replace(old, new)
@@ -79,7 +81,7 @@ def _edited(reference: Path, marker: str, old: str, new: str) -> nbformat.Notebo
 
 
 def _grade(nb, tmp_path, reference, **kwargs) -> dict:
-    return notebooks.grade(write(nb, tmp_path), reference=reference, **kwargs)
+    return grade.grade(write(nb, tmp_path), reference=reference, **kwargs)
 
 
 def _edit_output(nb, marker: str, old: str, new: str) -> nbformat.NotebookNode:
@@ -96,15 +98,15 @@ def test_faithful_run_passes_under_another_numeric_path(train_reference, train_f
     for key, value in OTHER_PATH.items():
         monkeypatch.setenv(key, value)
     if numerics._has_avx2():  # prove the path really moves the float32 numbers here
-        rerun, failure = notebooks.execute(notebooks.read(train_reference), train_reference.parent)
+        rerun, failure = nbexecute.execute(cells.read(train_reference), train_reference.parent)
         assert failure is None
         index = cell_index(rerun, "# tolerance:")
         assert rerun.cells[index].outputs[0].text != train_faithful.cells[index].outputs[0].text
     report = _grade(train_faithful, tmp_path, train_reference)
-    assert report["passed"], notebooks.format_report(report)
+    assert report["passed"], grade.format_report(report)
     assert report["platform"]["re-run"]["mkl_cbwr"] == OTHER_PATH["MKL_CBWR"]
     assert report["platform"]["re-run"]["cpu_capability"] == OTHER_PATH["ATEN_CPU_CAPABILITY"].upper()
-    assert "Re-run on:" in notebooks.format_report(report)
+    assert "Re-run on:" in grade.format_report(report)
 
 
 def test_loss_edited_beyond_tolerance_fails_with_both_values(train_reference, train_faithful, tmp_path, monkeypatch):
@@ -130,12 +132,12 @@ def test_exact_and_structural_edits_fail(train_reference, train_faithful, tmp_pa
 
 
 def test_nbval_plugin_accepts_the_other_path_and_rejects_an_edit(train_reference, train_faithful, tmp_path):
-    env = {**os.environ, **OTHER_PATH}
+    env = {**os.environ, **OTHER_PATH, "PYTHONPATH": str(cells.repo_dir())}  # this checkout's plugin
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
-               "-p", "labhelpers.nbval_plugin"]
+               "-p", "labhelpers.nbtools.plugin"]
     good = subprocess.run(command + [str(train_reference)], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert good.returncode == 0, good.stdout[-2000:]
-    nb = notebooks.read(train_reference)
+    nb = cells.read(train_reference)
     out = nb.cells[cell_index(nb, "# tolerance:")].outputs[0]
     out.text = f"final loss = {float(out.text.split('= ')[1]) + 0.02:.7f}\n"
     bad_path = train_reference.with_name("edited.ipynb")
@@ -164,7 +166,7 @@ def test_ignore_tag_added_by_the_submission_does_not_hide_an_edit(train_referenc
 
 
 def test_string_wrapped_check_with_printed_pass_fails(train_reference, tmp_path):
-    nb = notebooks.read(train_reference)
+    nb = cells.read(train_reference)
     index = cell_index(nb, CHECK_CALL)
     nb.cells[index].source = (nb.cells[index].source.replace(SOLUTION, WRONG)
                               .replace(CHECK_CALL, f'"""\n{CHECK_CALL}\n"""\n{FAKE_PASS}'))
@@ -175,7 +177,7 @@ def test_string_wrapped_check_with_printed_pass_fails(train_reference, tmp_path)
 
 
 def test_checks_patched_in_the_setup_cell_fails(train_reference, tmp_path):
-    nb = notebooks.read(train_reference)
+    nb = cells.read(train_reference)
     nb.cells[cell_index(nb, "from labhelpers import checks")].source += f"\n{PATCH}"
     index = cell_index(nb, CHECK_CALL)
     nb.cells[index].source = nb.cells[index].source.replace(SOLUTION, WRONG)
@@ -185,7 +187,7 @@ def test_checks_patched_in_the_setup_cell_fails(train_reference, tmp_path):
 
 
 def test_checks_patched_inside_the_self_check_cell_fails(train_reference, tmp_path):
-    nb = notebooks.read(train_reference)
+    nb = cells.read(train_reference)
     index = cell_index(nb, CHECK_CALL)
     nb.cells[index].source = nb.cells[index].source.replace(SOLUTION, WRONG).replace(CHECK_CALL, f"{PATCH}\n{CHECK_CALL}")
     report = _grade(execute(nb, train_reference.parent), tmp_path, train_reference)
@@ -194,18 +196,18 @@ def test_checks_patched_inside_the_self_check_cell_fails(train_reference, tmp_pa
 
 
 def test_report_does_not_quote_the_reference_solution(train_reference, tmp_path):
-    nb = notebooks.read(train_reference)
+    nb = cells.read(train_reference)
     index = cell_index(nb, CHECK_CALL)
     nb.cells[index].source = nb.cells[index].source.replace(SOLUTION, WRONG)
     report = _grade(execute(nb, train_reference.parent), tmp_path, train_reference)
-    assert not report["passed"] and "torch.clamp" not in notebooks.format_report(report)
+    assert not report["passed"] and "torch.clamp" not in grade.format_report(report)
 
 
 # ---------------------------------------------------------------- the sandbox
 
 
 def test_sandbox_holds(train_reference, train_faithful, tmp_path):
-    if not notebooks.isolation_available():
+    if not sandbox.isolation_available():
         pytest.fail("bubblewrap is needed for the grader's jail: apt-get install bubblewrap (.ci/run installs it)")
     marker = tmp_path / "late.txt"
     package_file = Path(labhelpers.__file__).parent / "written_by_a_submission.txt"
@@ -225,11 +227,11 @@ def test_sandbox_holds(train_reference, train_faithful, tmp_path):
     ])
     nb = copy.deepcopy(train_faithful)
     nb.cells.append(nbformat.v4.new_code_cell(attack))
-    nb.cells[-1].execution_count = len(notebooks.code_indices(nb))
+    nb.cells[-1].execution_count = len(cells.code_indices(nb))
     nb.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="done\n")]
     report = _grade(nb, tmp_path, train_reference)
     time.sleep(4)
-    assert report["passed"], notebooks.format_report(report)
+    assert report["passed"], grade.format_report(report)
     data_file = train_reference.parent.parent / "data" / "input.txt"
     assert data_file.read_text() == "committed data"
     assert not package_file.exists() and not home_file.exists() and not marker.exists()
@@ -245,7 +247,7 @@ def test_a_kernel_that_dies_is_a_failed_cell(train_reference, train_faithful, tm
 
 
 def test_output_flood_is_capped(train_reference, train_faithful, tmp_path, monkeypatch):
-    monkeypatch.setattr(notebooks, "MAX_OUTPUT_BYTES", 200_000)
+    monkeypatch.setattr(reproduce, "MAX_OUTPUT_BYTES", 200_000)
     nb = copy.deepcopy(train_faithful)
     nb.cells.append(nbformat.v4.new_code_cell("for _ in range(100000):\n    print('x' * 100)"))
     report = _grade(nb, tmp_path, train_reference)
@@ -253,7 +255,7 @@ def test_output_flood_is_capped(train_reference, train_faithful, tmp_path, monke
 
 
 def test_oversized_notebook_is_refused(train_reference, train_faithful, tmp_path, monkeypatch):
-    monkeypatch.setattr(notebooks, "MAX_NOTEBOOK_BYTES", 1000)
+    monkeypatch.setattr(grade, "MAX_NOTEBOOK_BYTES", 1000)
     with pytest.raises(ValueError, match="MB are graded"):
         _grade(train_faithful, tmp_path, train_reference)
 
@@ -265,7 +267,7 @@ def test_sandbox_copies_only_the_project_folders(tmp_path):
     (root / "private").mkdir()
     (root / "configs").mkdir()
     (root / "configs" / "a.toml").write_text("x = 1")
-    with notebooks.sandbox(root / "notebooks") as cwd:
+    with sandbox.sandbox(root / "notebooks") as cwd:
         names = {p.name for p in cwd.parent.iterdir()}
         assert {"configs", "notebooks", "imgs", "runs"} <= names
         assert "secrets.txt" not in names and "private" not in names
@@ -273,12 +275,12 @@ def test_sandbox_copies_only_the_project_folders(tmp_path):
 
 
 def test_release_of_the_fixture_stubs_the_solution_and_keeps_the_check(train_reference, tmp_path):
-    [student] = notebooks.release(tmp_path / "student", notebooks=[train_reference])
-    nb = notebooks.read(student)
+    [student] = release.release(tmp_path / "student", notebooks=[train_reference])
+    nb = cells.read(student)
     source = nb.cells[cell_index(nb, CHECK_CALL)].source
-    assert "torch.clamp" not in source and notebooks.STUB in source and CHECK_CALL in source
-    assert [c.get("id") for c in nb.cells] == [c.get("id") for c in notebooks.read(train_reference).cells]
-    assert tolerance.declared(nb.cells[cell_index(nb, "# tolerance:")].source).abs == 0.001
+    assert "torch.clamp" not in source and release.STUB in source and CHECK_CALL in source
+    assert [c.get("id") for c in nb.cells] == [c.get("id") for c in cells.read(train_reference).cells]
+    assert compare.declared(nb.cells[cell_index(nb, "# tolerance:")].source).abs == 0.001
 
 
 def test_json_report_on_stdout_is_only_json(train_reference, train_faithful, tmp_path):

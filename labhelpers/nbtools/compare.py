@@ -1,4 +1,13 @@
-"""Compare notebook outputs exactly, or within a tolerance that the cell declares in its source.
+"""Compare notebook outputs as nbval sees them: exactly, or within a tolerance that the cell declares.
+
+This module is the one comparison used by ``make test`` (the nbval plugin,
+:mod:`labhelpers.nbtools.plugin`), by the grader (:mod:`labhelpers.nbtools.reproduce`, where the
+tolerance is read from the *reference* notebook's cell, never from the submission) and by
+``benchmarks/numeric_spread.py``.
+
+nbval's view of a cell (:func:`comparable`): streams merged, the keys nbval skips dropped
+(:data:`SKIP_COMPARE`), strings sanitized with ``labhelpers/nbtools/nbval_sanitize.cfg``
+(:func:`sanitize_patterns`).
 
 The default is exact. A code cell whose printed values are derived from training declares how far a
 re-run on another machine may move them, with a comment line that students and graders both see::
@@ -15,16 +24,21 @@ Everything else must match exactly: the words, the number of values, the table l
 width of white-space runs (a column widens when a value gains a digit). A fabricated or missing
 table row, an edited label, or a number moved beyond its tolerance is a difference. Digits inside
 names (``seq_blocks_2``, ``h1``) are part of the text, not numbers.
-
-This module is the one comparison used by ``make test`` (the nbval plugin) and by the grader, where
-the tolerance is read from the *reference* notebook's cell, never from the submission.
 """
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
+from .cells import cell_label, code_indices
+
+SANITIZE_FILE = Path(__file__).with_name("nbval_sanitize.cfg")
+# what nbval (without --nbdime) leaves out of the comparison; PNG bytes depend on fonts and versions
+SKIP_COMPARE = ("metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
+                "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg")
 _DECLARATION = re.compile(r"^[ \t]*#[ \t]*tolerance:(.*)$", re.IGNORECASE | re.MULTILINE)
 _NUMBER = re.compile(r"(?<![\w.])-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w.])")
 _SPACE = re.compile(r"\s+")
@@ -137,4 +151,69 @@ def outputs_difference(stored: dict, rerun: dict, tolerance: Tolerance = EXACT) 
                 (None if a == b else "the outputs differ")
             if diff:
                 return f"{key}: {diff}"
+    return None
+
+
+def sanitize_patterns(path=SANITIZE_FILE) -> list[tuple[str, str]]:
+    """The ``regex:``/``replace:`` pairs of an nbval sanitize file (the one nbval uses in the tests)."""
+    from nbval.plugin import get_sanitize_patterns
+
+    return get_sanitize_patterns(Path(path).read_text())
+
+
+def comparable(outputs, patterns) -> dict[str, list]:
+    """nbval's view of a cell's outputs: streams merged, skipped keys dropped, strings sanitized."""
+    from nbval.plugin import coalesce_streams
+
+    flat: dict[str, list] = {}
+    for out in coalesce_streams(copy.deepcopy(list(outputs))):
+        items = dict(out.get("data", {})) if "data" in out else {}
+        items.update({k: v for k, v in out.items() if k != "data"})
+        if out.get("output_type") == "stream":
+            items[out.get("name", "stream")] = items.pop("text", "")
+        for key, value in items.items():
+            if key not in SKIP_COMPARE:
+                flat.setdefault(key, []).append(sanitize(value, patterns))
+    return flat
+
+
+def sanitize(value, patterns):
+    """A stored output value with the sanitize ``patterns`` applied (strings only; lists of lines joined)."""
+    if isinstance(value, list):  # nbformat may keep multi-line strings as lists
+        value = "".join(value)
+    if not isinstance(value, str):
+        return value
+    for regex, replace in patterns:
+        value = re.sub(regex, replace, value)
+    return value
+
+
+def first_difference(stored: dict, rerun: dict, tolerance=None) -> str | None:
+    """None if equal (within ``tolerance``, a :class:`Tolerance`), else a one-line description."""
+    return outputs_difference(stored, rerun, tolerance or EXACT)
+
+
+def output_problems(nb) -> list[str]:
+    """Debris that must not be stored: progress bars, figure/object reprs, memory addresses, widgets."""
+    problems = []
+    for index in code_indices(nb):
+        for out in nb.cells[index].get("outputs", []):
+            problem = _output_problem(out)
+            if problem:
+                problems.append(f"{cell_label(nb, index)}: {problem}")
+    return problems
+
+
+def _output_problem(out) -> str | None:
+    data = out.get("data", {})
+    text = out.get("text", "") if out.get("output_type") == "stream" else data.get("text/plain", "")
+    text = "".join(text) if isinstance(text, list) else text
+    if "application/vnd.jupyter.widget-view+json" in data:
+        return "a widget (tqdm.auto progress bar?)"
+    if "\r" in text or re.search(r"\d+%\|", text) or re.search(r"\d(it|s)/s\]", text):
+        return "progress-bar output"
+    if re.search(r"\bat 0x[0-9a-fA-F]{4,}", text):
+        return "a memory address in the output"
+    if not any(k.startswith("image/") for k in data) and re.search(r"<(Figure size|matplotlib\.)", text):
+        return "a figure/artist repr without the figure (end the plot line with ';')"
     return None

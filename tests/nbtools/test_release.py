@@ -4,18 +4,19 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from conftest import FIXTURE, cell_index
-from labhelpers import cli, notebooks
+from notebook_fixtures import FIXTURE, cell_index
+from labhelpers import cli
+from labhelpers.nbtools import cells, execute, grade, release
 
 
 def paste_solutions(student, original):
     """What a student does: replace each stub by the solution lines, in order."""
-    bodies = [_solution_body(block) for cell in original.cells for block in cell.source.split(notebooks.BEGIN)[1:]]
+    bodies = [_solution_body(block) for cell in original.cells for block in cell.source.split(release.BEGIN)[1:]]
     done = nbformat.from_dict(student)
-    for cell in (c for c in done.cells if notebooks.STUB in c.source):
+    for cell in (c for c in done.cells if release.STUB in c.source):
         lines = []
         for line in cell.source.splitlines():
-            if line.strip() == notebooks.STUB:
+            if line.strip() == release.STUB:
                 lines += bodies.pop(0)
             elif line.strip() != "# YOUR CODE HERE":
                 lines.append(line)
@@ -25,15 +26,15 @@ def paste_solutions(student, original):
 
 
 def _solution_body(block: str) -> list[str]:
-    return block.split(notebooks.END)[0].splitlines()[1:-1]
+    return block.split(release.END)[0].splitlines()[1:-1]
 
 
 def test_strip_solutions_keeps_signature_docstring_and_indentation():
     source = 'def f(x):\n    """Doc."""\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n    ### END SOLUTION\n\nprint(f)'
-    assert notebooks.strip_solutions(source) == (
-        'def f(x):\n    """Doc."""\n    # YOUR CODE HERE\n    ' + notebooks.STUB + '\n\nprint(f)')
+    assert release.strip_solutions(source) == (
+        'def f(x):\n    """Doc."""\n    # YOUR CODE HERE\n    ' + release.STUB + '\n\nprint(f)')
     top = "### BEGIN SOLUTION\ntable = search()\n### END SOLUTION"
-    assert notebooks.strip_solutions(top) == "# YOUR CODE HERE\n" + notebooks.STUB
+    assert release.strip_solutions(top) == "# YOUR CODE HERE\n" + release.STUB
 
 
 @pytest.mark.parametrize("source, message", [
@@ -43,14 +44,14 @@ def test_strip_solutions_keeps_signature_docstring_and_indentation():
 ])
 def test_unbalanced_markers_are_errors(source, message):
     with pytest.raises(ValueError, match=message):
-        notebooks.strip_solutions(source, "lab3 cell 4")
+        release.strip_solutions(source, "lab3 cell 4")
 
 
 def test_student_notebook_keeps_parameters_and_self_checks_and_clears_outputs(reference):
-    original = notebooks.read(reference)
-    student = notebooks.student_notebook(original)
-    assert notebooks.solution_count(student) == 0 and "v * factor" not in nbformat.writes(student)
-    assert notebooks.parameters_index(student) == notebooks.parameters_index(original)
+    original = cells.read(reference)
+    student = release.student_notebook(original)
+    assert release.solution_count(student) == 0 and "v * factor" not in nbformat.writes(student)
+    assert cells.parameters_index(student) == cells.parameters_index(original)
     assert student.cells[1].source == original.cells[1].source
     check = cell_index(original, "scale self-check passed")
     assert student.cells[check].source == original.cells[check].source
@@ -59,30 +60,30 @@ def test_student_notebook_keeps_parameters_and_self_checks_and_clears_outputs(re
 
 
 def test_round_trip_self_checks_fail_on_stubs_and_pass_with_the_solution(reference, tmp_path):
-    original = notebooks.read(reference)
-    student = notebooks.student_notebook(original)
+    original = cells.read(reference)
+    student = release.student_notebook(original)
     check = cell_index(original, "scale self-check passed")
 
-    _, failure = notebooks.execute(student, reference.parent)
+    _, failure = execute.execute(student, reference.parent)
     assert failure["index"] == check and "NotImplementedError" in failure["message"]
 
-    completed, failure = notebooks.execute(paste_solutions(student, original), reference.parent)
+    completed, failure = execute.execute(paste_solutions(student, original), reference.parent)
     assert failure is None
     assert "scale self-check passed" in completed.cells[check].outputs[0].text
     nbformat.write(completed, tmp_path / "mini_lab_done.ipynb")
-    assert notebooks.grade(tmp_path / "mini_lab_done.ipynb", reference=reference)["passed"]
+    assert grade.grade(tmp_path / "mini_lab_done.ipynb", reference=reference)["passed"]
 
 
 def test_release_command_writes_student_notebooks(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(notebooks, "lab_path", lambda lab: FIXTURE)
+    monkeypatch.setattr(release, "lab_path", lambda lab: FIXTURE)
     assert cli.main(["release", "--out", str(tmp_path / "student"), "--only", "lab3"]) == 0
     assert f"wrote {tmp_path / 'student' / 'mini_lab.ipynb'}" in capsys.readouterr().out
-    written = notebooks.read(tmp_path / "student" / "mini_lab.ipynb")
-    assert any(notebooks.STUB in c.source for c in written.cells) and notebooks.solution_count(written) == 0
+    written = cells.read(tmp_path / "student" / "mini_lab.ipynb")
+    assert any(release.STUB in c.source for c in written.cells) and release.solution_count(written) == 0
 
 
 def test_release_refuses_a_notebook_without_solutions(tmp_path):
-    nb = notebooks.student_notebook(notebooks.read(FIXTURE))
+    nb = release.student_notebook(cells.read(FIXTURE))
     nbformat.write(nb, tmp_path / "plain.ipynb")
     with pytest.raises(ValueError, match="plain.ipynb: no '### BEGIN SOLUTION' blocks"):
-        notebooks.release(tmp_path / "out", notebooks=[tmp_path / "plain.ipynb"])
+        release.release(tmp_path / "out", notebooks=[tmp_path / "plain.ipynb"])
