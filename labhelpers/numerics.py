@@ -33,7 +33,7 @@ What is bit-exact where (torch 2.13.0 CPU, the pinned versions):
   from training (metric formulas, parameter counts, quantized evaluation of the committed
   checkpoints, configs) stay exact; values derived from training move in their last printed digits,
   and counts derived from them (trials to reach a target) can move by a few. Notebook cells that
-  print such values declare a tolerance (``# tolerance: ...``, see :mod:`labhelpers.tolerance`),
+  print such values declare a tolerance (``# tolerance: ...``, see :mod:`labhelpers.nbtools.compare`),
   chosen from the spread that ``benchmarks/numeric_spread.py`` measures.
 """
 from __future__ import annotations

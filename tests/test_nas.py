@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from labhelpers import metrics, models, nas, notebooks, training
+from labhelpers import metrics, models, nas, training
+from labhelpers.nbtools import cells
 from labhelpers.training import TrainSettings
 from lab4_data import small_jsc
 
@@ -137,5 +138,5 @@ def test_committed_large_table_matches_the_lab_settings():
     jsc = data.load_jsc("sim", verbose=False)
     settings = TrainSettings(epochs=4, batch_size=512, lr=1e-3, seed=0, final_relu=False)
     context = {"dataset_fingerprint": jsc.fingerprint, "widths": list(range(8, 129, 8)), "dtype": "float64"}
-    table = nas.load_table(notebooks.repo_dir() / "data" / "lab4_large_architectures.csv", settings, context)
+    table = nas.load_table(cells.repo_dir() / "data" / "lab4_large_architectures.csv", settings, context)
     assert len(table) == 256 and {(h1, h2) for h1, h2 in zip(table.h1, table.h2)} == set(nas.grid(context["widths"]))
