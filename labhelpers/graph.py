@@ -1,9 +1,17 @@
 """A small torch.fx wrapper and the MASE pass-config convention.
 
 A pass is a function ``pass(graph, pass_args) -> (graph, info)``. The passes in
-``labhelpers.passes`` never modify their input: they work on ``graph.copy()`` and return the copy,
-so every trial of a search can start from the same float graph. They also never modify
-``pass_args`` (MASE pops keys out of the caller's dict, which breaks a config on its second use).
+``labhelpers.passes`` never modify their input, so every trial of a search can start from the same
+float graph. They also never modify ``pass_args`` (MASE pops keys out of the caller's dict, which
+breaks a config on its second use).
+
+**Copy on write.** A pass copies only what it changes: :meth:`Graph.with_modules` returns a graph
+whose replaced modules are new, while the fx graph, the generated code and every other module are
+*shared* with the input graph (copying the whole model cost more than evaluating it). The contract
+that keeps this safe: nothing modifies a module of a graph in place -- a pass builds a new module
+and swaps it in, and code that wants to train or edit a graph's modules works on
+:meth:`Graph.copy` (a full deep copy) first. Switching modes with ``model.eval()`` /
+``model.train(was_training)`` around a forward pass, as the metrics do, restores the shared flags.
 
 Pass configs follow MASE::
 
@@ -45,7 +53,25 @@ class Graph:
         return self.model(x)
 
     def copy(self) -> "Graph":
+        """A full deep copy: nothing is shared with this graph (use it before training or editing modules)."""
         return Graph(copy.deepcopy(self.model))
+
+    def with_modules(self, replacements: dict[str, nn.Module]) -> "Graph":
+        """A graph with the given node -> module replacements; everything else is shared (copy on write).
+
+        Only the containers on the path to a replaced module are new objects, so neither this graph
+        nor any earlier copy sees the swap. See the module docstring for the contract.
+        """
+        model = _shell(self.model)
+        for node_name, new_module in replacements.items():
+            parent = model
+            *path, attr = self._target(node_name).split(".")
+            for name in path:
+                child = _shell(parent._modules[name])
+                parent._modules[name] = child
+                parent = child
+            parent._modules[attr] = new_module
+        return Graph(model)
 
     @property
     def module_nodes(self) -> list[fx.Node]:
@@ -77,6 +103,13 @@ class Graph:
 
     def summary(self) -> "list[dict[str, Any]]":
         return [{"node": name, "type": module_type(m), "module": repr(m)} for name, m in self.modules.items()]
+
+
+def _shell(module: nn.Module) -> nn.Module:
+    """A new module object sharing ``module``'s parameters, buffers, children and code; its own dicts of them."""
+    new = object.__new__(type(module))  # not GraphModule.__new__: that makes a new class without the forward
+    new.__dict__.update({k: v.copy() if isinstance(v, dict) else v for k, v in module.__dict__.items()})
+    return new
 
 
 def trace(model: nn.Module) -> Graph:

@@ -143,10 +143,10 @@ def test_weighted_sum_and_pareto_front():
         metrics.weighted_sum({"accuracy": 0.7}, {"latency_ms": -1.0})
     table = pd.DataFrame({"accuracy": [0.70, 0.72, 0.69, 0.72, 0.60],
                           "bops": [100, 300, 200, 300, 50]}, index=list("abcde"))
-    front = metrics.pareto_front(table, {"accuracy": "max", "bops": "min"})
+    front = metrics.pareto_front(table, {"accuracy": "maximize", "bops": "minimize"})
     assert list(front.index) == ["b", "d", "a", "e"]  # c is dominated by a; the tie b/d is kept
-    with pytest.raises(ValueError, match="use 'max' or 'min'"):
-        metrics.pareto_front(table, {"accuracy": "maximize"})
+    with pytest.raises(ValueError, match="use one of 'maximize', 'minimize'"):
+        metrics.pareto_front(table, {"accuracy": "max"})
 
 
 # ----------------------------------------------------------------------------- the notebook's self-checks
