@@ -6,12 +6,13 @@ float graph. They also never modify ``pass_args`` (MASE pops keys out of the cal
 breaks a config on its second use).
 
 **Copy on write.** A pass copies only what it changes: :meth:`Graph.with_modules` returns a graph
-whose replaced modules are new, while the fx graph, the generated code and every other module are
-*shared* with the input graph (copying the whole model cost more than evaluating it). The contract
-that keeps this safe: nothing modifies a module of a graph in place -- a pass builds a new module
-and swaps it in, and code that wants to train or edit a graph's modules works on
-:meth:`Graph.copy` (a full deep copy) first. Switching modes with ``model.eval()`` /
-``model.train(was_training)`` around a forward pass, as the metrics do, restores the shared flags.
+whose replaced modules are new, while the fx graph, the generated code and the parameters and
+buffers of every other module are *shared* with the input graph (copying the whole model cost more
+than evaluating it). Each graph has its own thin module objects, so ``train()``/``eval()`` on one
+graph never switches another. The contract that keeps the sharing safe: nothing modifies a
+graph's tensors or fx graph in place -- a pass builds a new module and swaps it in; code that
+trains a graph (a forward pass in training mode updates BatchNorm's running statistics in place)
+or edits its modules or nodes works on :meth:`Graph.copy`, a full deep copy, first.
 
 Pass configs follow MASE::
 
@@ -57,21 +58,13 @@ class Graph:
         return Graph(copy.deepcopy(self.model))
 
     def with_modules(self, replacements: dict[str, nn.Module]) -> "Graph":
-        """A graph with the given node -> module replacements; everything else is shared (copy on write).
+        """A graph with the given node -> module replacements; all tensors are shared (copy on write).
 
-        Only the containers on the path to a replaced module are new objects, so neither this graph
-        nor any earlier copy sees the swap. See the module docstring for the contract.
+        Every other module becomes a new shell around the same parameters and buffers, so the swap,
+        and the ``train()``/``eval()`` mode of either graph, stay their own. See the module docstring.
         """
-        model = _shell(self.model)
-        for node_name, new_module in replacements.items():
-            parent = model
-            *path, attr = self._target(node_name).split(".")
-            for name in path:
-                child = _shell(parent._modules[name])
-                parent._modules[name] = child
-                parent = child
-            parent._modules[attr] = new_module
-        return Graph(model)
+        by_target = {self._target(node): module for node, module in replacements.items()}
+        return Graph(_shell_tree(self.model, "", by_target))
 
     @property
     def module_nodes(self) -> list[fx.Node]:
@@ -106,9 +99,17 @@ class Graph:
 
 
 def _shell(module: nn.Module) -> nn.Module:
-    """A new module object sharing ``module``'s parameters, buffers, children and code; its own dicts of them."""
+    """A new module object sharing ``module``'s parameters, buffers, children and code, with its own dicts of them."""
     new = object.__new__(type(module))  # not GraphModule.__new__: that makes a new class without the forward
     new.__dict__.update({k: v.copy() if isinstance(v, dict) else v for k, v in module.__dict__.items()})
+    return new
+
+
+def _shell_tree(module: nn.Module, prefix: str, replacements: dict[str, nn.Module]) -> nn.Module:
+    new = _shell(module)
+    for name, child in new._modules.items():
+        target = prefix + name
+        new._modules[name] = replacements[target] if target in replacements else _shell_tree(child, target + ".", replacements)
     return new
 
 

@@ -39,7 +39,7 @@ from .data import JSC
 from .graph import Graph, module_type, trace
 from .numerics import num_threads
 from .passes.quantize import quantize_transform_pass
-from .validate import one_of
+from .validate import one_of, positive_int
 
 FLOAT_BITS = 32
 COST_COLUMNS = ("params", "size_bits", "macs", "flops", "bops", "mac_bitops")
@@ -257,6 +257,11 @@ class Evaluator:
     checkpoint: str | None = None
     context: dict = field(default_factory=dict)
     _costs: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        one_of("split", self.split, ("train", "val", "test"))
+        if self.threads is not None:
+            positive_int("threads", self.threads)
 
     def __call__(self, pass_args: dict) -> dict[str, float]:
         with num_threads(self.threads):

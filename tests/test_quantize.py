@@ -149,7 +149,10 @@ def test_trials_copy_only_replaced_layers_and_never_change_each_other():
     with torch.no_grad():
         first_out = first(x)
     assert torch.equal(first(x), first_out)  # with autograd: fake_quantize on every operand, the same values
-    assert first.modules["seq_blocks_0"] is g.modules["seq_blocks_0"]  # BatchNorm shared, not copied
+    assert first.modules["seq_blocks_0"].running_mean is g.modules["seq_blocks_0"].running_mean  # shared, not copied
+    first.model.train()  # modes stay per graph
+    assert not any(m.training for m in g.modules.values())
+    first.model.eval()
     for width in range(4, 17):  # many later trials, by type and by name
         quantize_transform_pass(g, by_type(weight_width=width, weight_frac_width=1))
         quantize_transform_pass(first, {"by": "name", "seq_blocks_4": {"config": {**INT, "data_in_width": width}}})
