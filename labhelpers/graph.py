@@ -1,9 +1,18 @@
 """A small torch.fx wrapper and the MASE pass-config convention.
 
 A pass is a function ``pass(graph, pass_args) -> (graph, info)``. The passes in
-``labhelpers.passes`` never modify their input: they work on ``graph.copy()`` and return the copy,
-so every trial of a search can start from the same float graph. They also never modify
-``pass_args`` (MASE pops keys out of the caller's dict, which breaks a config on its second use).
+``labhelpers.passes`` never modify their input, so every trial of a search can start from the same
+float graph. They also never modify ``pass_args`` (MASE pops keys out of the caller's dict, which
+breaks a config on its second use).
+
+**Copy on write.** A pass copies only what it changes: :meth:`Graph.with_modules` returns a graph
+whose replaced modules are new, while the fx graph, the generated code and the parameters and
+buffers of every other module are *shared* with the input graph (copying the whole model cost more
+than evaluating it). Each graph has its own thin module objects, so ``train()``/``eval()`` on one
+graph never switches another. The contract that keeps the sharing safe: nothing modifies a
+graph's tensors or fx graph in place -- a pass builds a new module and swaps it in; code that
+trains a graph (a forward pass in training mode updates BatchNorm's running statistics in place)
+or edits its modules or nodes works on :meth:`Graph.copy`, a full deep copy, first.
 
 Pass configs follow MASE::
 
@@ -45,7 +54,17 @@ class Graph:
         return self.model(x)
 
     def copy(self) -> "Graph":
+        """A full deep copy: nothing is shared with this graph (use it before training or editing modules)."""
         return Graph(copy.deepcopy(self.model))
+
+    def with_modules(self, replacements: dict[str, nn.Module]) -> "Graph":
+        """A graph with the given node -> module replacements; all tensors are shared (copy on write).
+
+        Every other module becomes a new shell around the same parameters and buffers, so the swap,
+        and the ``train()``/``eval()`` mode of either graph, stay their own. See the module docstring.
+        """
+        by_target = {self._target(node): module for node, module in replacements.items()}
+        return Graph(_shell_tree(self.model, "", by_target))
 
     @property
     def module_nodes(self) -> list[fx.Node]:
@@ -77,6 +96,21 @@ class Graph:
 
     def summary(self) -> "list[dict[str, Any]]":
         return [{"node": name, "type": module_type(m), "module": repr(m)} for name, m in self.modules.items()]
+
+
+def _shell(module: nn.Module) -> nn.Module:
+    """A new module object sharing ``module``'s parameters, buffers, children and code, with its own dicts of them."""
+    new = object.__new__(type(module))  # not GraphModule.__new__: that makes a new class without the forward
+    new.__dict__.update({k: v.copy() if isinstance(v, dict) else v for k, v in module.__dict__.items()})
+    return new
+
+
+def _shell_tree(module: nn.Module, prefix: str, replacements: dict[str, nn.Module]) -> nn.Module:
+    new = _shell(module)
+    for name, child in new._modules.items():
+        target = prefix + name
+        new._modules[name] = replacements[target] if target in replacements else _shell_tree(child, target + ".", replacements)
+    return new
 
 
 def trace(model: nn.Module) -> Graph:

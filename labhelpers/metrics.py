@@ -22,6 +22,7 @@ Conventions (all counts are per jet, i.e. for one input row):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -31,17 +32,21 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.utils import benchmark
 
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.functional.classification import multiclass_accuracy
 
+from . import data as _data, models as _models
 from .data import JSC
-from .graph import Graph, module_type
+from .graph import Graph, module_type, trace
 from .numerics import num_threads
 from .passes.quantize import quantize_transform_pass
+from .validate import one_of, positive_int
 
 FLOAT_BITS = 32
 COST_COLUMNS = ("params", "size_bits", "macs", "flops", "bops", "mac_bitops")
 SKIPPED_BUFFERS = ("num_batches_tracked",)
 EVAL_BATCH = 65536
+DIRECTIONS = ("maximize", "minimize")  # as Optuna and labhelpers.search spell them
+COST_CACHE_SIZE = 100_000  # distinct configurations whose cost metrics an Evaluator remembers
 
 
 # ----------------------------------------------------------------------------- accuracy and loss
@@ -56,21 +61,33 @@ def accuracy_loss_xy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batc
                      num_classes: int = 5) -> dict[str, float]:
     """Micro accuracy and mean cross-entropy over the whole of (x, y), in large batches.
 
-    Accuracy is *micro* accuracy (the fraction of correctly classified jets), computed with a fresh
-    torchmetrics object on every call. MASE's runner uses macro accuracy and never resets its metric,
-    so every trial there averages over all earlier trials; here nothing carries over between calls.
+    Accuracy is *micro* accuracy (the fraction of correctly classified jets), computed by torchmetrics'
+    ``multiclass_accuracy`` over the predictions of the whole split on every call. MASE's runner uses
+    macro accuracy and never resets its metric, so every trial there averages over all earlier
+    trials; here nothing carries over between calls.
     """
     was_training = model.training
     model.eval()
-    accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
-    loss_sum = 0.0
+    predictions, loss_sum = [], 0.0
     for start in range(0, len(x), batch_size):
         logits = model(x[start:start + batch_size])
-        target = y[start:start + batch_size]
-        loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
-        accuracy.update(logits, target)
+        loss_sum += _cross_entropy_sum(logits, y[start:start + batch_size])
+        predictions.append(logits.argmax(dim=1))  # what torchmetrics does with logits
     model.train(was_training)
-    return {"accuracy": float(accuracy.compute()), "loss": loss_sum / len(x)}
+    accuracy = multiclass_accuracy(torch.cat(predictions), y, num_classes=num_classes, average="micro",
+                                   validate_args=False)  # argmax indices and the data's labels: valid by construction
+    return {"accuracy": float(accuracy), "loss": loss_sum / len(x)}
+
+
+def _cross_entropy_sum(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """``F.cross_entropy(logits, target, reduction="sum")``, bit for bit, about four times faster.
+
+    torch's log-softmax along a row of 5 classes is slow; along the other axis of the transposed
+    logits it computes the same values (checked equal element by element, and by
+    ``benchmarks/bench_quant_eval.py --check`` on every shipped Lab 3 configuration).
+    """
+    log_probabilities = torch.log_softmax(logits.t().contiguous(), dim=0).t()
+    return F.nll_loss(log_probabilities, target, reduction="sum").item()
 
 
 def _module(model: nn.Module | Graph) -> nn.Module:
@@ -210,27 +227,78 @@ def costs(graph: Graph) -> dict[str, float]:
 # ----------------------------------------------------------------------------- all metrics of one configuration
 
 def measure(graph: Graph, data: JSC, split: str = "val", *, with_latency: bool = False,
-            latency_batch: int = 1) -> dict[str, float]:
-    """accuracy, loss, size_bits, macs, flops, bops, mac_bitops (+ latency_ms, latency_iqr_ms)."""
-    result = {**accuracy_loss(graph, data, split), **costs(graph)}
+            latency_batch: int = 1, cost_metrics: dict | None = None) -> dict[str, float]:
+    """accuracy, loss, size_bits, macs, flops, bops, mac_bitops (+ latency_ms, latency_iqr_ms).
+
+    ``cost_metrics``: the graph's :func:`costs` when the caller already knows them.
+    """
+    result = {**accuracy_loss(graph, data, split), **(cost_metrics or costs(graph))}
     if with_latency:
         result.update(latency(graph, data.split(split)[0][:latency_batch]))
     return result
 
 
-def evaluator(graph: Graph, data: JSC, *, transform=quantize_transform_pass, split: str = "val",
-              with_latency: bool = False, threads: int | None = 1) -> Callable[[dict], dict[str, float]]:
+@dataclass
+class Evaluator:
     """``evaluate(pass_args) -> metrics``: apply ``transform`` to the float ``graph``, then :func:`measure`.
 
-    Every call starts from the same float graph (the pass works on a copy). ``threads`` fixes torch's
-    intra-op threads during the call (1 by default: these layers are too small to gain from more,
-    and on a shared machine extra threads wait on each other); None leaves the setting alone.
+    Every call starts from the same float graph (passes never modify their input). ``threads`` fixes
+    torch's intra-op threads during the call (1 by default: these layers are too small to gain from
+    more, and on a shared machine extra threads wait on each other); None leaves the setting alone.
+    The cost metrics depend only on the graph and ``pass_args``, so they are computed once per
+    distinct ``pass_args``. ``checkpoint`` and ``context`` record where the graph came from.
     """
-    def evaluate(pass_args: dict) -> dict[str, float]:
-        with num_threads(threads):
-            transformed, _ = transform(graph, pass_args)
-            return measure(transformed, data, split, with_latency=with_latency)
-    return evaluate
+    graph: Graph
+    data: JSC
+    transform: Callable = quantize_transform_pass
+    split: str = "val"
+    with_latency: bool = False
+    threads: int | None = 1
+    checkpoint: str | None = None
+    context: dict = field(default_factory=dict)
+    _costs: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        one_of("split", self.split, ("train", "val", "test"))
+        if self.threads is not None:
+            positive_int("threads", self.threads)
+
+    def __call__(self, pass_args: dict) -> dict[str, float]:
+        with num_threads(self.threads):
+            transformed, _ = self.transform(self.graph, pass_args)
+            return measure(transformed, self.data, self.split, with_latency=self.with_latency,
+                           cost_metrics=self._cost_metrics(transformed, repr(pass_args)))
+
+    def _cost_metrics(self, transformed: Graph, key: str) -> dict[str, float]:
+        if key not in self._costs:
+            if len(self._costs) >= COST_CACHE_SIZE:
+                self._costs.clear()
+            self._costs[key] = costs(transformed)
+        return self._costs[key]
+
+
+def evaluator(graph: Graph, data: JSC, *, transform=quantize_transform_pass, split: str = "val",
+              with_latency: bool = False, threads: int | None = 1) -> Evaluator:
+    """An :class:`Evaluator` of ``graph`` (float) on ``data``'s ``split``."""
+    return Evaluator(graph, data, transform, split, with_latency, threads)
+
+
+def load_checkpoint(model: str, checkpoint: str | None = None, *, dataset: str = "sim",
+                    data_path: str | None = None) -> tuple[nn.Module, str, JSC]:
+    """``(model, checkpoint path, data)``: a trained model (default ``checkpoints/<model>.pt``) and the data it fits."""
+    one_of("model", model, sorted(_models.MODELS))
+    checkpoint = checkpoint or f"checkpoints/{model}.pt"
+    jsc = _data.load_jsc(dataset, data_path, verbose=False)
+    loaded, _ = _models.load(checkpoint, expected_model=model, fingerprint=jsc.fingerprint)
+    return loaded, checkpoint, jsc
+
+
+def load_evaluator(model: str, checkpoint: str | None = None, *, dataset: str = "sim", data_path: str | None = None,
+                   split: str = "val", transform=quantize_transform_pass, with_latency: bool = False,
+                   threads: int | None = 1) -> Evaluator:
+    """Checkpoint -> float graph -> :class:`Evaluator`: the one composition the CLI, search and notebooks share."""
+    loaded, checkpoint, jsc = load_checkpoint(model, checkpoint, dataset=dataset, data_path=data_path)
+    return Evaluator(trace(loaded), jsc, transform, split, with_latency, threads, checkpoint)
 
 
 # ----------------------------------------------------------------------------- combining metrics
@@ -244,21 +312,20 @@ def weighted_sum(metrics: dict[str, float], weights: dict[str, float]) -> float:
 
 
 def pareto_front(table: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
-    """Rows of ``table`` that no other row dominates; ``objectives`` maps column -> 'max' or 'min'.
+    """Rows of ``table`` that no other row dominates; ``objectives`` maps column -> 'maximize' or 'minimize'.
 
     Returned sorted by the first objective. Ties (equal on every objective) are all kept.
     """
-    bad = {k: v for k, v in objectives.items() if v not in ("max", "min")}
-    if bad:
-        raise ValueError(f"objective directions {bad} are invalid; use 'max' or 'min'")
+    for column, direction in objectives.items():
+        one_of(f"objectives[{column!r}]", direction, DIRECTIONS)
     missing = sorted(set(objectives) - set(table.columns))
     if missing:
         raise ValueError(f"objectives {missing} are not columns of the table; columns: {list(table.columns)}")
-    costs_ = np.stack([table[k].to_numpy(float) * (-1 if d == "max" else 1) for k, d in objectives.items()], axis=1)
+    costs_ = np.stack([table[k].to_numpy(float) * (-1 if d == "maximize" else 1) for k, d in objectives.items()], axis=1)
     dominated = np.zeros(len(table), dtype=bool)
     for i in range(len(table)):
         no_worse = (costs_ <= costs_[i]).all(axis=1)
         better = (costs_ < costs_[i]).any(axis=1)
         dominated[i] = (no_worse & better).any()
     first = next(iter(objectives))
-    return table[~dominated].sort_values(first, ascending=objectives[first] == "min")
+    return table[~dominated].sort_values(first, ascending=objectives[first] == "minimize")

@@ -1,22 +1,51 @@
-"""The few matplotlib figures the notebooks share. Each returns its figure and can save it to a file.
+"""The few matplotlib figures the notebooks share. Each draws on given axes (or new ones) and returns them.
 
-Layered as in d2l: ``_axes`` sets labels/scales, the figure functions draw, ``save`` writes.
+Layered as in d2l: ``_axes`` sets labels/scales, the plot functions draw, :func:`save` writes. As in
+d2l's ``plot`` and Optuna's matplotlib plots, every function takes ``ax=None`` (``axes=None`` for
+the two-panel and many-panel figures) and returns what it drew on; saving is a separate step::
+
+    ax = plots.pareto(table, front, "bops", "accuracy")
+    plots.save(ax, "imgs/lab3_pareto_tiny.png")
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 
-def save(fig, path: str | Path | None) -> None:
-    """Write ``fig`` to ``path`` (PNG, 120 dpi), creating folders; None saves nothing."""
-    if path is None:
-        return
+def save(fig_or_ax, path: str | Path) -> Path:
+    """Write the figure of ``fig_or_ax`` (a Figure, an Axes or an array of Axes) to ``path`` (PNG, 120 dpi).
+
+    Creates missing folders and returns the path.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    _figure(fig_or_ax).savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def _figure(fig_or_ax):
+    if isinstance(fig_or_ax, plt.Figure):
+        return fig_or_ax
+    first = np.ravel(fig_or_ax)[0] if isinstance(fig_or_ax, (np.ndarray, list, tuple)) else fig_or_ax
+    return first.figure
+
+
+def _new_axes(ax, figsize, nrows: int = 1, ncols: int = 1):
+    """``ax`` if given; else new axes on a new figure of ``figsize`` (an array when there are several)."""
+    if ax is not None:
+        return ax
+    axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)[1]
+    return axes[0, 0] if axes.size == 1 else axes
+
+
+def _finish(ax, created: bool):
+    if created:
+        _figure(ax).tight_layout()
+    return ax
 
 
 def _axes(ax, xlabel=None, ylabel=None, title=None, yscale=None, legend=False):
@@ -36,10 +65,14 @@ def _axes(ax, xlabel=None, ylabel=None, title=None, yscale=None, legend=False):
 # ============================================================================= Lab 3
 
 def metrics_by_config(table: pd.DataFrame, columns: list[str], labels: list[str] | pd.Series, *,
-                      path: str | Path | None = None, ncols: int = 2):
-    """One bar panel per metric column, one bar per configuration (the seed's per-config figure)."""
+                      axes=None, ncols: int = 2) -> np.ndarray:
+    """One bar panel per metric column, one bar per configuration (the seed's per-config figure).
+
+    ``axes``: an array of at least ``len(columns)`` Axes, or None for a new figure. Returns the 2-D array of Axes.
+    """
     nrows = -(-len(columns) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.2 * nrows), squeeze=False)
+    created = axes is None
+    axes = np.atleast_2d(_new_axes(axes, (6 * ncols, 3.2 * nrows), nrows, ncols))
     labels = list(labels)
     for ax, column in zip(axes.flat, columns):
         ax.bar(range(len(table)), table[column].to_numpy())
@@ -47,33 +80,33 @@ def metrics_by_config(table: pd.DataFrame, columns: list[str], labels: list[str]
         _axes(ax, ylabel=column)
     for ax in list(axes.flat)[len(columns):]:
         ax.set_visible(False)
-    fig.tight_layout()
-    save(fig, path)
-    return fig
+    return _finish(axes, created)
 
 
-def pareto(table: pd.DataFrame, front: pd.DataFrame, x: str, y: str, *, path: str | Path | None = None,
+def pareto(table: pd.DataFrame, front: pd.DataFrame, x: str, y: str, *, ax=None,
            xscale: str | None = "log", title: str | None = None):
-    """Every configuration as a dot, the Pareto front as a step line through its points."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    """Every configuration as a dot, the Pareto front as a step line through its points. Returns the Axes."""
+    created = ax is None
+    ax = _new_axes(ax, (6, 4))
     ax.scatter(table[x], table[y], s=12, alpha=0.4, label="configurations")
     ordered = front.sort_values(x)
     ax.step(ordered[x], ordered[y], where="post", color="C3", marker="o", label="Pareto front")
     if xscale:
         ax.set_xscale(xscale)
     _axes(ax, xlabel=x, ylabel=y, title=title, legend=True)
-    fig.tight_layout()
-    save(fig, path)
-    return fig
+    return _finish(ax, created)
 
 
-def best_so_far(summary: pd.DataFrame, *, ylabel: str = "best so far", path: str | Path | None = None,
-                title: str | None = None, regret_scale: str = "symlog"):
+def best_so_far(summary: pd.DataFrame, *, ylabel: str = "best so far", axes=None,
+                title: str | None = None, regret_scale: str = "symlog") -> np.ndarray:
     """Left: mean best-so-far per sampler with a 10-90 % band over seeds; right: mean regret.
 
-    ``summary`` is :func:`labhelpers.search.curve_summary` output (index: sampler, trial).
+    ``summary`` is :func:`labhelpers.search.curve_summary` output (index: sampler, trial). ``axes``:
+    two Axes (left, right), or None for a new figure. Returns the two Axes.
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    created = axes is None
+    axes = np.ravel(_new_axes(axes, (12, 4), 1, 2))
+    left, right = axes
     for i, (sampler, group) in enumerate(summary.groupby(level="sampler", sort=False)):
         trials = group.index.get_level_values("trial")
         left.plot(trials, group["best_mean"], color=f"C{i}", label=sampler)
@@ -82,59 +115,57 @@ def best_so_far(summary: pd.DataFrame, *, ylabel: str = "best so far", path: str
     _axes(left, xlabel="trial", ylabel=ylabel, title=title, legend=True)
     _axes(right, xlabel="trial", ylabel="mean regret (optimum - best so far)", legend=True)
     right.set_yscale(regret_scale, **({"linthresh": 1e-4} if regret_scale == "symlog" else {}))
-    fig.tight_layout()
-    save(fig, path)
-    return fig
+    return _finish(axes, created)
 
 
 # ============================================================================= Lab 4
 
-def training_curves(history: pd.DataFrame, by: str, *, value: str = "val_accuracy", path: str | Path | None = None,
+def training_curves(history: pd.DataFrame, by: str, *, value: str = "val_accuracy", ax=None,
                     title: str | None = None):
-    """``value`` per epoch, one line per value of ``by`` (e.g. the channel multiplier)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    """``value`` per epoch, one line per value of ``by`` (e.g. the channel multiplier). Returns the Axes."""
+    created = ax is None
+    ax = _new_axes(ax, (6, 4))
     for key, group in history.groupby(by, sort=True):
         ax.plot(group["epoch"], group[value], marker=".", label=f"{by} = {key}")
     _axes(ax, xlabel="epoch", ylabel=value, title=title, legend=True)
-    fig.tight_layout()
-    save(fig, path)
-    return fig
+    return _finish(ax, created)
 
 
-def accuracy_vs(summaries: dict[str, pd.DataFrame], *, y: str = "val_accuracy", path: str | Path | None = None,
+def accuracy_vs(summaries: dict[str, pd.DataFrame], *, y: str = "val_accuracy", ax=None,
                 title: str | None = None, xlabel: str | None = None):
     """Mean +- standard deviation of ``y`` over init seeds against each summary's index, one line per label.
 
     ``summaries`` maps a label to a :func:`labhelpers.nas.seed_summary` table (columns ``<y>_mean``,
-    ``<y>_std``), e.g. accuracy vs channel multiplier for two model variants.
+    ``<y>_std``), e.g. accuracy vs channel multiplier for two model variants. Returns the Axes.
     """
-    fig, ax = plt.subplots(figsize=(6, 4))
+    created = ax is None
+    ax = _new_axes(ax, (6, 4))
     for label, table in summaries.items():
         ax.errorbar(table.index, table[f"{y}_mean"], yerr=table[f"{y}_std"].fillna(0), marker="o", capsize=3,
                     label=label)
         ax.set_xticks(table.index.tolist())
     _axes(ax, xlabel=xlabel or next(iter(summaries.values())).index.name, ylabel=f"{y} (mean +- std over seeds)",
           title=title, legend=True)
-    fig.tight_layout()
-    save(fig, path)
-    return fig
+    return _finish(ax, created)
 
 
-def heatmap(pivot: pd.DataFrame, *, path: str | Path | None = None, title: str | None = None,
+def heatmap(pivot: pd.DataFrame, *, ax=None, title: str | None = None,
             fmt: str | None = "{:.3f}", label: str = "val_accuracy"):
-    """A pivot table (rows x columns) as a colour map, e.g. accuracy over (h1, h2); ``fmt=None``: no numbers."""
-    fig, ax = plt.subplots(figsize=(6, 5))
+    """A pivot table (rows x columns) as a colour map, e.g. accuracy over (h1, h2); ``fmt=None``: no numbers.
+
+    Returns the Axes (its colour bar belongs to the same figure).
+    """
+    created = ax is None
+    ax = _new_axes(ax, (6, 5))
     image = ax.imshow(pivot.to_numpy(float), origin="lower", cmap="viridis", aspect="auto")
     ax.set_xticks(range(pivot.shape[1]), pivot.columns.tolist())
     ax.set_yticks(range(pivot.shape[0]), pivot.index.tolist())
     for i in range(pivot.shape[0] if fmt else 0):
         for j in range(pivot.shape[1]):
             ax.text(j, i, fmt.format(pivot.iat[i, j]), ha="center", va="center", color="white", fontsize=8)
-    fig.colorbar(image, ax=ax, label=label)
+    ax.figure.colorbar(image, ax=ax, label=label)
     ax.set_xlabel(pivot.columns.name or "")
     ax.set_ylabel(pivot.index.name or "")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    save(fig, path)
-    return fig
+    return _finish(ax, created)

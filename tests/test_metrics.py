@@ -1,11 +1,13 @@
 """Size, MACs, FLOPs, BOPs of both models against hand computation; accuracy, latency, combining."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from torchmetrics.classification import MulticlassAccuracy
 
 from labhelpers import graph, metrics, models
 from labhelpers.data import JSC
@@ -135,6 +137,36 @@ def test_evaluator_starts_every_call_from_float_and_keeps_threads():
     assert set(first) == {"accuracy", "loss", "params", "size_bits", "macs", "flops", "bops", "mac_bitops"}
 
 
+def _q(dw, df, ww, wf):
+    return dict(name="integer", data_in_width=dw, data_in_frac_width=df, weight_width=ww, weight_frac_width=wf,
+                bias_width=8, bias_frac_width=4)
+
+
+PINNED = [  # JSC-Three-Linear checkpoint on the simulated validation split, as commit 08a8042 measured them
+    ({"by": "type", "default": {"config": {"name": "NA"}}, "linear": {"config": _q(8, 4, 8, 4)}},
+     {"accuracy": 0.6379374861717224, "size_bits": 7080, "bops": 49728.0, "mac_bitops": 37888}),
+    ({"by": "name", "default": {"config": {"name": "NA"}}, "seq_blocks_2": {"config": _q(4, 2, 2, 1)},
+      "seq_blocks_6": {"config": _q(8, 4, 3, 2)}},
+     {"accuracy": 0.5595625042915344, "size_bits": 11672, "bops": 287280.0, "mac_bitops": 266112}),
+]
+
+
+def test_checkpoint_evaluator_matches_the_plain_definitions_bit_for_bit():
+    """The fast path equals fake_quantize + a torchmetrics object + F.cross_entropy exactly (benchmarks/
+    bench_quant_eval.py --check compares every shipped Lab 3 configuration with the old implementation)."""
+    root = Path(__file__).resolve().parent.parent
+    evaluate = metrics.load_evaluator("jsc-three-linear", str(root / "checkpoints/jsc-three-linear.pt"), dataset="sim")
+    x, y = evaluate.data.split("val")
+    for pass_args, pinned in PINNED:
+        result = evaluate(pass_args)
+        assert {k: result[k] for k in pinned} == pinned
+        q, _ = quantize_transform_pass(evaluate.graph, pass_args)
+        logits = q(x)  # autograd on: fake_quantize on every operand, as before the fast path
+        assert result["accuracy"] == float(MulticlassAccuracy(num_classes=5, average="micro")(logits, y))
+        assert result["loss"] == torch.nn.functional.cross_entropy(logits, y, reduction="sum").item() / len(x)
+        assert evaluate(pass_args) == result
+
+
 # ----------------------------------------------------------------------------- combining
 
 def test_weighted_sum_and_pareto_front():
@@ -143,10 +175,10 @@ def test_weighted_sum_and_pareto_front():
         metrics.weighted_sum({"accuracy": 0.7}, {"latency_ms": -1.0})
     table = pd.DataFrame({"accuracy": [0.70, 0.72, 0.69, 0.72, 0.60],
                           "bops": [100, 300, 200, 300, 50]}, index=list("abcde"))
-    front = metrics.pareto_front(table, {"accuracy": "max", "bops": "min"})
+    front = metrics.pareto_front(table, {"accuracy": "maximize", "bops": "minimize"})
     assert list(front.index) == ["b", "d", "a", "e"]  # c is dominated by a; the tie b/d is kept
-    with pytest.raises(ValueError, match="use 'max' or 'min'"):
-        metrics.pareto_front(table, {"accuracy": "maximize"})
+    with pytest.raises(ValueError, match="use one of 'maximize', 'minimize'"):
+        metrics.pareto_front(table, {"accuracy": "max"})
 
 
 # ----------------------------------------------------------------------------- the notebook's self-checks

@@ -137,3 +137,28 @@ def test_requantizing_starts_from_float_weights():
 def test_bad_pass_args_raise_one_clear_error(args, message):
     with pytest.raises(ValueError, match=message):
         quantize_transform_pass(_graph(), args)
+
+
+def test_trials_copy_only_replaced_layers_and_never_change_each_other():
+    """Copy on write: untouched modules are shared, yet no trial changes the float graph or an earlier trial."""
+    g = _graph()
+    x = torch.randn(64, 16)
+    before_state = {k: v.clone() for k, v in g.model.state_dict().items()}
+    y = g(x)
+    first, _ = quantize_transform_pass(g, by_type())
+    with torch.no_grad():
+        first_out = first(x)
+    assert torch.equal(first(x), first_out)  # with autograd: fake_quantize on every operand, the same values
+    assert first.modules["seq_blocks_0"].running_mean is g.modules["seq_blocks_0"].running_mean  # shared, not copied
+    first.model.train()  # modes stay per graph
+    assert not any(m.training for m in g.modules.values())
+    first.model.eval()
+    for width in range(4, 17):  # many later trials, by type and by name
+        quantize_transform_pass(g, by_type(weight_width=width, weight_frac_width=1))
+        quantize_transform_pass(first, {"by": "name", "seq_blocks_4": {"config": {**INT, "data_in_width": width}}})
+    assert all(type(m) is not LinearInteger for m in g.modules.values())
+    assert all(torch.equal(before_state[k], v) for k, v in g.model.state_dict().items())
+    assert torch.equal(g(x), y)
+    with torch.no_grad():
+        assert torch.equal(first(x), first_out)
+    assert first.modules["seq_blocks_4"].weight_width == 4

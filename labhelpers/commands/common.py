@@ -12,13 +12,25 @@ def add_model_arguments(parser, *, config_required: bool, config_help: str) -> N
     parser.add_argument("--split", default="val", choices=["train", "val", "test"])
 
 
-def load_model_and_data(args):
-    """``(model, checkpoint path, data)`` for the parsed arguments; the checkpoint must fit the data."""
-    from .. import data, models
+def _check_model(args) -> None:
+    from .. import models
 
     if args.model not in models.MODELS:
         raise ValueError(f"--model {args.model!r} is unknown; choose one of {sorted(models.MODELS)}")
-    checkpoint = args.checkpoint or f"checkpoints/{args.model}.pt"
-    jsc = data.load_jsc(args.dataset, args.path, verbose=False)
-    model, _ = models.load(checkpoint, expected_model=args.model, fingerprint=jsc.fingerprint)
-    return model, checkpoint, jsc
+
+
+def load_model_and_data(args):
+    """``(model, checkpoint path, data)`` for the parsed arguments; the checkpoint must fit the data."""
+    from .. import metrics
+
+    _check_model(args)
+    return metrics.load_checkpoint(args.model, args.checkpoint, dataset=args.dataset, data_path=args.path)
+
+
+def load_evaluator(args, *, with_latency: bool = False):
+    """:func:`labhelpers.metrics.load_evaluator` for the parsed arguments."""
+    from .. import metrics
+
+    _check_model(args)
+    return metrics.load_evaluator(args.model, args.checkpoint, dataset=args.dataset, data_path=args.path,
+                                  split=args.split, with_latency=with_latency)

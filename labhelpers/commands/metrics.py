@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .common import add_model_arguments, load_model_and_data
+from .common import add_model_arguments, load_evaluator
 
 NAME = "metrics"
 HELP = "metrics of one quantization config: accuracy/loss, size_bits, macs, flops, bops per layer and total"
@@ -17,14 +17,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import graph, metrics
+    from .. import metrics
     from ..passes import quantize
 
-    model, checkpoint, jsc = load_model_and_data(args)
+    evaluate = load_evaluator(args, with_latency=args.latency)
     pass_args = quantize.load_pass_args(args.config) if args.config else {"by": "type", "default": {"config": {"name": "NA"}}}
-    quantized, info = quantize.quantize_transform_pass(graph.trace(model), pass_args)
-    totals = metrics.measure(quantized, jsc, args.split, with_latency=args.latency)
+    quantized, info = evaluate.transform(evaluate.graph, pass_args)
+    totals = evaluate(pass_args)
     layers = metrics.layer_table(quantized)
+    checkpoint, jsc = evaluate.checkpoint, evaluate.data
     if args.json:
         out = {"model": args.model, "checkpoint": checkpoint, "dataset": jsc.source, "split": args.split,
                "pass_args": pass_args, "quantized": sorted(info["quantized"]), "totals": totals,
