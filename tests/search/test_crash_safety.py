@@ -37,7 +37,7 @@ import fault_kind  # noqa: F401  (registers the "fault-toy" kind in this process
 from labhelpers import cli, distributed, search
 from pg_server import postgres_url  # noqa: F401  (the session fixture)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 DIST = {"a": CategoricalDistribution([0, 1, 2, 3]), "b": CategoricalDistribution([0, 1, 2, 3])}
 
 

@@ -21,7 +21,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 from pg_server import postgres_url  # noqa: F401  (the session fixture)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 BY_TYPE = ROOT / "configs" / "jsc_tiny_by_type_brute_force.toml"
 TOY_POINTS = {(a, b) for a in range(4) for b in range(4)}
 
