@@ -105,7 +105,8 @@ def metrics_of(trial: optuna.trial.FrozenTrial) -> dict:
     """A trial's user attributes with its metrics spread out: the ``metrics`` dict that a trial stores in
     one write, or (studies of labhelpers before it) one user attribute per metric."""
     attrs = dict(trial.user_attrs)
-    return {**attrs, **attrs.pop(METRICS_ATTR, {})} if METRICS_ATTR in attrs else attrs
+    metrics = attrs.pop(METRICS_ATTR, {})
+    return {**attrs, **metrics}
 
 
 @dataclass
