@@ -87,12 +87,21 @@ def _optimize_some(study: optuna.Study, fn, n_trials: int, callbacks) -> bool:
     re-queued its point, so the result is dropped."""
     try:
         with quiet_optuna():
-            study.optimize(fn, n_trials=n_trials, catch=(Exception,), callbacks=callbacks)
+            study.optimize(fn, n_trials=n_trials, catch=(Exception,), callbacks=[_in_turn(callbacks)])
     except ValueError as exc:
         if type(exc) is not ValueError or not str(exc).startswith("Cannot tell a "):
             raise
         return True
     return False
+
+
+def _in_turn(callbacks):
+    """One callback that calls ``callbacks`` in turn: Optuna deep-copies the finished trial once per
+    callback, about 0.3 ms each for a quantize trial."""
+    def call(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        for callback in callbacks:
+            callback(study, trial)
+    return call
 
 
 def _failure_cap(max_failures: int):
