@@ -30,7 +30,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal import JournalStorage
 from optuna.trial import TrialState
 
 import fault_kind  # noqa: F401  (calls search.register_kind for the "fault-toy" kind in this process)

@@ -18,7 +18,7 @@ import torch
 import fault_kind  # noqa: F401  (calls search.register_kind for the "fault-toy" kind in this process)
 from labhelpers import cli, models, search
 from labhelpers.search import liveness, storage as storages
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal import JournalStorage
 from optuna.trial import TrialState
 from pg_server import postgres_url  # noqa: F401  (the session fixture)
 
