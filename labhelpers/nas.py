@@ -11,9 +11,8 @@ With ``n_seeds`` an architecture is trained from the init seeds ``seed, seed + 1
 the mean: with MASE's final ReLU on the logits the seed-to-seed spread of one architecture is
 larger than the differences between widths (Lab 4, task 2), so ``final_relu`` is a setting too.
 
-Importing this module registers the search-space kind ``"architecture"`` with
-``labhelpers.search`` (the search CLI imports it): its TOML format is in :func:`architecture_space`,
-and every trial trains its architecture from scratch (:func:`evaluate_architecture`).
+The search-space kind ``"architecture"`` (every trial trains its architecture from scratch with
+:func:`evaluate_architecture`) lives in ``labhelpers.search.architecture_kind``.
 """
 from __future__ import annotations
 
@@ -231,106 +230,3 @@ def evaluate_architecture(hidden, data: JSC, settings: TrainSettings = TrainSett
     measured = {"accuracy": table[f"{split}_accuracy"], "loss": table[f"{split}_loss"],
                 **{c: table[c] for c in ARCHITECTURE_METRICS if c not in ("accuracy", "loss")}}
     return {name: column.iloc[0].item() for name, column in measured.items()}
-
-
-def architecture_space(section: dict):
-    """``[search.search_space] kind = "architecture"``: hidden widths searched, training settings fixed.
-
-    ::
-
-        [search.search_space]
-        kind = "architecture"
-        [search.search_space.hidden]
-        h1 = [16, 32, 48, 64, 80]      # widths of the first hidden layer (16 x channel multiplier)
-        h2 = [16, 32, 48, 64, 80]      # widths of the second; one value = fixed
-        [search.search_space.train]
-        epochs = 10                    # every trial trains from scratch with these settings
-        batch_size = 512
-        lr = 1e-3
-        seed = 0                       # init and batch-order seed: the same point retrains the same
-        n_seeds = 1                    # init seeds seed, seed+1, ... per trial; accuracy is their mean
-        final_relu = true              # MASE's ReLU on the logits (false: the variant without it)
-        max_train_rows = 0             # 0 = all training rows
-    """
-    from . import search
-
-    where = "[search.search_space]"
-    search._check_keys(section, {"kind", "hidden", "train"}, where)
-    hidden = section.get("hidden")
-    if not isinstance(hidden, dict) or set(hidden) != {"h1", "h2"}:
-        raise ValueError(f"{where}.hidden must set h1 and h2 (lists of widths), e.g. h1 = [16, 32, 48, 64, 80]")
-    widths = {name: _widths(values, f"{where}.hidden {name}") for name, values in hidden.items()}
-    settings = _train_settings(section.get("train", {}), f"{where}.train")
-    fixed = {name: w[0] for name, w in widths.items() if len(w) == 1}
-    choices = {name: w for name, w in widths.items() if len(w) > 1}
-
-    def to_config(params: dict) -> dict:
-        point = {**fixed, **params}
-        return {"hidden": (point["h1"], point["h2"]), **settings}
-    return search.Space(choices, to_config, kind="architecture")
-
-
-def _widths(values, where: str) -> list[int]:
-    values = values if isinstance(values, list) else [values]
-    for v in values:
-        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= models.MAX_HIDDEN:
-            raise ValueError(f"{where}: width {v!r} must be a positive integer at most {models.MAX_HIDDEN}, e.g. 32")
-    if len(set(values)) != len(values) or not values:
-        raise ValueError(f"{where}: {values} must list each width once")
-    return sorted(values)
-
-
-def _train_settings(table: dict, where: str) -> dict:
-    from . import search
-
-    search._check_keys(table, set(TRAIN_SETTINGS), where)
-    settings = {**TRAIN_SETTINGS, **table}
-    for key in ("epochs", "batch_size", "n_seeds"):
-        validate.positive_int(f"{where} {key}", settings[key])
-    validate.positive_number(f"{where} lr", settings["lr"], example="1e-3")
-    if not isinstance(settings["seed"], int) or isinstance(settings["seed"], bool) or settings["seed"] < 0:
-        raise ValueError(f"{where} seed={settings['seed']!r} must be a non-negative integer")
-    if not isinstance(settings["final_relu"], bool):
-        raise ValueError(f"{where} final_relu={settings['final_relu']!r} must be true or false")
-    rows = settings["max_train_rows"]
-    if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 0 or rows == 1):
-        raise ValueError(f"{where} max_train_rows={rows!r} must be 0 (all rows) or an integer >= 2")
-    settings["max_train_rows"] = rows or None
-    return settings
-
-
-def _architecture_evaluator(cfg, *, checkpoint: str | None = None, dataset: str | None = None):
-    """Load the data once; every trial trains its architecture from scratch (no checkpoint)."""
-    from . import data as _data
-
-    if checkpoint is not None:
-        raise ValueError("--checkpoint does not apply to kind 'architecture': every trial trains from scratch")
-    name = cfg.model.get("name", "jsc-three-linear")
-    if name != "jsc-three-linear":
-        raise ValueError(f"[model] name={name!r}: kind 'architecture' searches the hidden widths of 'jsc-three-linear'")
-    jsc = _data.load_jsc(dataset or cfg.data.get("source", "auto"), cfg.data.get("path"), verbose=False)
-    split = cfg.data.get("split", "val")
-
-    def evaluate(config: dict) -> dict[str, float]:
-        return evaluate_architecture(config["hidden"], jsc, split=split,
-                                     **{k: v for k, v in config.items() if k != "hidden"})
-    # stored with the study: resuming it with other data or other training settings is refused
-    settings = {k: v for k, v in cfg.space.to_config(next(cfg.space.grid())).items() if k != "hidden"}
-    evaluate.context = {"dataset_fingerprint": jsc.fingerprint, "split": split, "train": settings}
-    return evaluate
-
-
-def hidden_space(widths1, widths2=None, **train_settings):
-    """The kind-"architecture" search space over (h1, h2) as a :class:`labhelpers.search.Space`."""
-    widths2 = widths1 if widths2 is None else widths2
-    return architecture_space({"kind": "architecture", "hidden": {"h1": list(widths1), "h2": list(widths2)},
-                                "train": train_settings})
-
-
-def _register() -> None:
-    from . import search
-
-    search.register_kind("architecture", architecture_space, _architecture_evaluator, ARCHITECTURE_METRICS)
-
-
-_register()

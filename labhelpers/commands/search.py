@@ -1,6 +1,6 @@
 """``python -m labhelpers search``: run (or resume) a search from a TOML config (MASE's ``ch search``).
 
-``--workers N`` runs N worker processes on one study; see :mod:`labhelpers.distributed`. Exit status: 0
+``--workers N`` runs N worker processes on one study; see :mod:`labhelpers.search.workers`. Exit status: 0
 when the study's budget is complete, 1 when it is not (trials failed or workers died: re-run the same
 command to finish it), 2 on a bad option or config.
 """
@@ -41,12 +41,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-failures", type=int, default=20,
                         help="stop (with an error) after this many trials in a row of one worker fail (default 20)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first, e.g. one that registers a search space kind (repeatable)")
+                        help="import MODULE first, e.g. one that calls labhelpers.search.register_kind (repeatable)")
     parser.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)  # a worker started by --workers N
 
 
 def run(args) -> int:
-    from .. import distributed, nas, search, validate  # noqa: F401  (nas registers the search-space kind "architecture")
+    from .. import search, validate
 
     validate.positive_number("--heartbeat", args.heartbeat, unit="seconds")
     validate.output_dir("--run-root", args.run_root)
@@ -59,19 +59,17 @@ def run(args) -> int:
     _import(args.imports)
     cfg = search.load_config(args.config, sampler=args.sampler, n_trials=args.n_trials, seed=args.seed,
                              study_name=args.study_name)
-    distributed.check_workers(args.workers, args.storage)
-    distributed.check_heartbeat(args.heartbeat)
-    distributed.check_max_failures(args.max_failures)
-    distributed.worker_seed(cfg.sampler, cfg.seed, args.worker_index)  # a bad --worker-index fails here, once
+    search.check_shared(args.workers, args.storage)
+    validate.positive_int("--max-failures", args.max_failures)
+    search.sampler_seed(cfg.sampler, cfg.seed, args.worker_index)  # a bad --worker-index fails here, once
+    study_name = search.default_study_name(cfg)
+    storage = search.resolve_spec(args.storage, Path(args.run_root) / study_name)
     if args.workers > 1:
-        study_name = search.default_study_name(cfg)
-        storage = args.storage or str(Path(args.run_root) / study_name / "journal.log")
-        launched = distributed.launch(cfg, _worker_argv(args, study_name, storage), workers=args.workers,
-                                      storage=storage, study_name=study_name, run_root=args.run_root,
-                                      first_worker=args.worker_index, heartbeat_s=args.heartbeat,
-                                      progress=not args.no_progress, checkpoint=args.checkpoint, dataset=args.dataset)
+        launched = search.launch(cfg, _worker_argv(args, study_name, storage), workers=args.workers,
+                                 storage=storage, study_name=study_name, run_root=args.run_root,
+                                 first_worker=args.worker_index, heartbeat_s=args.heartbeat,
+                                 progress=not args.no_progress, checkpoint=args.checkpoint, dataset=args.dataset)
         return _report(cfg, launched.result, launched.failures())
-    storage = distributed.rdb_storage(args.storage, args.heartbeat) if args.storage and "://" in args.storage else args.storage
     result = search.run_config(cfg, checkpoint=args.checkpoint, dataset=args.dataset, storage=storage,
                                run_root=args.run_root, progress=not args.no_progress, worker=args.worker_index,
                                requeue_failed=not args.spawned, write=not args.spawned, heartbeat_s=args.heartbeat,
@@ -105,10 +103,10 @@ def _worker_argv(args, study_name: str, storage: str) -> list[str]:
 
 def _report(cfg, result, problems: list[str]) -> int:
     """Print the outcome; 0 if the budget is complete and every worker exited cleanly, else 1."""
-    from .. import distributed
+    from .. import search
 
-    total, points = distributed.budget(cfg.space, cfg.sampler, cfg.n_trials)
-    state = distributed.status(result.study, total, points)
+    total, points = search.budget(cfg.space, cfg.sampler, cfg.n_trials)
+    state = search.status(result.study, total, points)
     print(f"study {result.study.study_name}: {len(result.table)} completed trials"
           + (f", results in {result.run_dir}/" if result.run_dir else ""))
     params = [c for c in cfg.space.choices if c in result.best.columns]

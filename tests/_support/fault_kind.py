@@ -35,21 +35,21 @@ class SlowSampling(search.Space):
     sampling_flag: str | None = None
 
     def suggest(self, trial):
-        names = list(self._codes)
-        first = {names[0]: self._codes[names[0]][trial.suggest_categorical(names[0], list(self._codes[names[0]]))]}
+        names = list(self.codes)
+        first = {names[0]: self.codes[names[0]][trial.suggest_categorical(names[0], list(self.codes[names[0]]))]}
         partial = not set(names[1:]) <= set(trial.params)  # a re-queued trial holds all its parameters already
         flag = Path(f"{self.sampling_flag}.{os.getpid()}") if self.sampling_flag and partial else None
         if flag is not None:
             flag.write_text(str(os.getpid()))
         time.sleep(self.sample_sleep_s)
-        rest = {n: self._codes[n][trial.suggest_categorical(n, list(self._codes[n]))] for n in names[1:]}
+        rest = {n: self.codes[n][trial.suggest_categorical(n, list(self.codes[n]))] for n in names[1:]}
         if flag is not None:
             flag.unlink()
         return {**first, **rest}
 
 
 def parse(section: dict) -> search.Space:
-    search._check_keys(section, {"kind", "a", "b", *FAULTS, *SAMPLING}, "[search.search_space]")
+    search.check_keys(section, {"kind", "a", "b", *FAULTS, *SAMPLING}, "[search.search_space]")
     faults = {k: section[k] for k in FAULTS if k in section}
     space = SlowSampling({"a": list(section["a"]), "b": list(section["b"])},
                          to_config=lambda params: {**params, **faults}, kind="fault-toy")
@@ -75,4 +75,4 @@ def evaluate(config: dict) -> dict:
     return {"value": 10.0 * config["a"] + config["b"], "cost": config["a"] + config["b"]}
 
 
-search.register_kind("fault-toy", parse, evaluator, ("value", "cost"))
+search.register_kind("fault-toy", parse, evaluator, ("value", "cost"))  # explicit: the CLI's --import fault_kind

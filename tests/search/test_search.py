@@ -95,7 +95,7 @@ def test_brute_force_visits_every_point_once_and_finds_the_lookup_optimum(tiny_s
     assert set(visited) == {tuple(r) for r in table[names].itertuples(index=False)}
     assert table["accuracy"].nunique() > 1  # the widths matter, so finding the optimum means something
     assert result.best["accuracy"].iloc[0] == table["accuracy"].max()
-    assert {"accuracy", "loss", "size_bits", "bops", "macs", "flops"} <= set(result.study.trials[0].user_attrs)
+    assert {"accuracy", "loss", "size_bits", "bops", "macs", "flops"} <= set(search.metrics_of(result.study.trials[0]))
     for name in ("trials.csv", "trials.json", "best.json", "journal.log"):
         assert (tmp_path / "bf" / name).is_file()
 

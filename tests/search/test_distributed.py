@@ -15,13 +15,14 @@ import optuna
 import pytest
 import torch
 
-import fault_kind  # noqa: F401  (registers the "fault-toy" kind in this process)
-from labhelpers import cli, distributed, models, search
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+import fault_kind  # noqa: F401  (calls search.register_kind for the "fault-toy" kind in this process)
+from labhelpers import cli, models, search
+from labhelpers.search import liveness, storage as storages
+from optuna.storages.journal import JournalStorage
 from optuna.trial import TrialState
 from pg_server import postgres_url  # noqa: F401  (the session fixture)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 BY_TYPE = ROOT / "configs" / "jsc_tiny_by_type_brute_force.toml"
 TOY_POINTS = {(a, b) for a in range(4) for b in range(4)}
 
@@ -56,13 +57,13 @@ def _search(*argv) -> int:
 
 
 def _journal(path) -> JournalStorage:
-    return JournalStorage(JournalFileBackend(str(path)))
+    return storages.journal_storage(path)
 
 
 def _assert_within_guarantee(study, space, workers: int):
     """Every point has a COMPLETE trial, nothing failed or was left running, and no point has more COMPLETE
-    trials than there are workers (the guarantee of labhelpers.distributed when no worker dies)."""
-    cover = distributed.coverage(study, space)
+    trials than there are workers (the guarantee of labhelpers.search.workers when no worker dies)."""
+    cover = search.coverage(study, space)
     assert (cover["complete"] >= 1).all() and (cover["complete"] <= workers).all()
     assert cover[["failed", "running", "waiting"]].to_numpy().sum() == 0
     assert cover["trials"].sum() == len(study.trials) == len(cover) + cover["duplicates"].sum() + cover["skipped"].sum()
@@ -83,7 +84,7 @@ def test_three_workers_brute_force_a_quantization_grid_on_postgres(env, postgres
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     for t in complete:  # every evaluation, duplicates included, equals the single-process run's
         expected = reference.loc[tuple(t.params[n] for n in names)]
-        assert t.user_attrs == pytest.approx({k: expected[k] for k in t.user_attrs}, rel=1e-6)
+        assert search.metrics_of(t) == pytest.approx({k: expected[k] for k in search.metrics_of(t)}, rel=1e-6)
     best = json.loads((env / "runs" / "search" / "quant3" / "best.json").read_text())
     assert best[0]["accuracy"] == pytest.approx(alone["accuracy"].max(), rel=1e-6)
     assert len(json.loads((env / "runs" / "search" / "quant3" / "trials.json").read_text())) == len(complete)
@@ -100,7 +101,7 @@ def test_three_workers_share_a_journal_file(env):
     expected = {(r.a, r.b): r.value for r in alone.itertuples()}
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert {(t.params["a"], t.params["b"]): t.value for t in complete} == expected
-    assert len({t.system_attrs[distributed.WORKER_ATTR] for t in complete}) > 1  # the work was shared
+    assert len({t.system_attrs[liveness.WORKER_ATTR] for t in complete}) > 1  # the work was shared
 
 
 # ----------------------------------------------------------------------------- crash safety
@@ -138,7 +139,7 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_a_rerun_finishes(env, backe
     assert {n: after[n] for n in before} == before  # every earlier completed trial intact (numbers, params, values)
     assert {(t.params["a"], t.params["b"]) for t in trials if t.state == TrialState.COMPLETE} == TOY_POINTS
     killed = [t for t in trials if t.params == {"a": 1, "b": 2} and t.state == TrialState.FAIL]
-    assert len(killed) == 2 and all(distributed.ERROR_ATTR not in t.user_attrs for t in killed)  # lost, not raised
+    assert len(killed) == 2 and all(liveness.ERROR_ATTR not in t.user_attrs for t in killed)  # lost, not raised
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.params == {"a": 1, "b": 2}]
     retries = [t for t in done if t.system_attrs.get("failed_trial") in {k.number for k in killed}]
@@ -213,19 +214,19 @@ def test_dead_workers_trials_on_a_journal_are_failed_and_retried(tmp_path):
     study = optuna.create_study(storage=_journal(tmp_path / "j.log"), study_name="dead")
     gone = subprocess.Popen(["true"])
     gone.wait()
-    stamps = [distributed.worker_id(gone.pid), distributed.worker_id(), "another-host:1:1"]  # dead, alive, elsewhere
+    stamps = [liveness.worker_id(gone.pid), liveness.worker_id(), "another-host:1:1"]  # dead, alive, elsewhere
     for x, stamp in enumerate(stamps):
         study.enqueue_trial({"x": x})
         trial = study.ask()
         trial.suggest_categorical("x", [0, 1, 2])
-        trial.storage.set_trial_system_attr(trial._trial_id, distributed.WORKER_ATTR, stamp)
-    assert distributed.fail_dead_trials(study) == [0]
+        trial.storage.set_trial_system_attr(trial._trial_id, liveness.WORKER_ATTR, stamp)
+    assert liveness.fail_dead_trials(study) == [0]
     states = [t.state for t in study.trials]
     assert states[:3] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
     retry = study.trials[3]
     assert retry.state == TrialState.WAITING and retry.params == {"x": 0}
-    assert retry.system_attrs["failed_trial"] == 0 and distributed.WORKER_ATTR not in retry.system_attrs
-    assert distributed.fail_dead_trials(study) == []  # already failed: nothing twice
+    assert retry.system_attrs["failed_trial"] == 0 and liveness.WORKER_ATTR not in retry.system_attrs
+    assert liveness.fail_dead_trials(study) == []  # already failed: nothing twice
 
 
 # ----------------------------------------------------------------------------- storage choices and errors

@@ -30,14 +30,15 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal import JournalStorage
 from optuna.trial import TrialState
 
-import fault_kind  # noqa: F401  (registers the "fault-toy" kind in this process)
-from labhelpers import cli, distributed, search
+import fault_kind  # noqa: F401  (calls search.register_kind for the "fault-toy" kind in this process)
+from labhelpers import cli, search
+from labhelpers.search import liveness, storage as storages, trials as loop
 from pg_server import postgres_url  # noqa: F401  (the session fixture)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 DIST = {"a": CategoricalDistribution([0, 1, 2, 3]), "b": CategoricalDistribution([0, 1, 2, 3])}
 
 
@@ -61,7 +62,7 @@ def _toy(folder: Path, name: str = "toy", n: int = 4, sampler: str = "brute-forc
 
 
 def _journal(path) -> JournalStorage:
-    return JournalStorage(JournalFileBackend(str(path)))
+    return storages.journal_storage(path)
 
 
 def _load(name: str, storage: str):
@@ -120,14 +121,14 @@ def test_samplers_ignore_a_trial_killed_while_sampling(tmp_path, sampler):
     trials = result.study.get_trials()
     assert {(t.params["a"], t.params["b"]) for t in trials if t.state == TrialState.COMPLETE} == \
         {(a, b) for a in range(4) for b in range(4)}
-    assert not [t for t in trials if distributed.ERROR_ATTR in t.user_attrs]  # no trial failed while sampling
+    assert not [t for t in trials if liveness.ERROR_ATTR in t.user_attrs]  # no trial failed while sampling
 
 
 def test_a_partial_trial_is_never_requeued(tmp_path):
     space = search.Space({"a": [0, 1, 2, 3], "b": [0, 1, 2, 3]}, to_config=lambda p: p)
     objective = search.Objective({"value": ("maximize", 1.0)})
     storage = _journal(tmp_path / "j.log")
-    study = search._open_study(space, objective, "brute-force", 0, "partial", storage,
+    study = search.open_study(space, objective, "brute-force", 0, "partial", storage,
                                search.study_context(space, objective, "brute-force"))
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -138,11 +139,11 @@ def test_a_partial_trial_is_never_requeued(tmp_path):
         storage.set_trial_param(trial._trial_id, "a", float(params["a"]), DIST["a"])  # pin the drawn values
         if "b" in params:
             storage.set_trial_param(trial._trial_id, "b", float(params["b"]), DIST["b"])
-        storage.set_trial_system_attr(trial._trial_id, distributed.WORKER_ATTR, distributed.worker_id(gone.pid))
-    assert distributed.fail_dead_trials(study) == [0, 1]
+        storage.set_trial_system_attr(trial._trial_id, liveness.WORKER_ATTR, liveness.worker_id(gone.pid))
+    assert liveness.fail_dead_trials(study) == [0, 1]
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert [t.params for t in waiting] == [{"a": 3, "b": 3}]  # the whole point only
-    assert distributed.retry_lost_trial(study, study.trials[0]) is None and \
+    assert liveness.retry_lost_trial(study, study.trials[0]) is None and \
         len(study.get_trials(states=(TrialState.WAITING,))) == 1
 
 
@@ -154,13 +155,13 @@ def test_a_stale_heartbeat_is_lost_even_if_the_pid_lives(tmp_path):
         study.enqueue_trial({"x": x})
         trial = study.ask()
         trial.suggest_categorical("x", [0, 1, 2])
-        trial.storage.set_trial_system_attr(trial._trial_id, distributed.WORKER_ATTR, distributed.worker_id())  # alive
+        trial.storage.set_trial_system_attr(trial._trial_id, liveness.WORKER_ATTR, liveness.worker_id())  # alive
         if beat is not None:
-            trial.storage.set_trial_system_attr(trial._trial_id, distributed.HEARTBEAT_ATTR, beat)
-    assert distributed.fail_dead_trials(study) == [0]
+            trial.storage.set_trial_system_attr(trial._trial_id, liveness.HEARTBEAT_ATTR, beat)
+    assert liveness.fail_dead_trials(study) == [0]
     assert [t.state for t in study.trials[:3]] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
     assert study.trials[3].state == TrialState.WAITING and study.trials[3].params == {"x": 0}
-    assert distributed.HEARTBEAT_ATTR not in study.trials[3].system_attrs
+    assert liveness.HEARTBEAT_ATTR not in study.trials[3].system_attrs
 
 
 # ----------------------------------------------------------------------------- kill -9 anywhere, then re-run
@@ -192,16 +193,16 @@ def test_kill_anywhere_then_rerun_completes_every_point_once(env, backend, reque
     # the trial killed last may still be RUNNING (PostgreSQL: until its heartbeat is 3 s old; it holds no
     # point, so nobody waits for it): what the next run does first, after that time, fails it
     study = optuna.load_study(study_name="anywhere",
-                              storage=distributed.rdb_storage(storage, 1) if "://" in storage else _journal(storage))
+                              storage=storages.rdb_storage(storage, 1) if "://" in storage else _journal(storage))
     time.sleep(3.5 if backend == "postgresql" else 0)
-    distributed.prepare(study, None)
+    loop.prepare(study, None)
     trials = study.get_trials()
     assert _complete_per_point(study) == {(a, b): 1 for a in range(4) for b in range(4)}
     assert all(t.value == 10 * t.params["a"] + t.params["b"] for t in trials if t.state == TrialState.COMPLETE)
     partial = [t for t in trials if set(t.params) == {"a"}]
     assert len(partial) >= 2 and all(t.state == TrialState.FAIL for t in partial), \
         [(t.number, t.state.name, t.params, sorted(t.system_attrs)) for t in trials]  # the attack happened, twice
-    assert not [t for t in trials if distributed.ERROR_ATTR in t.user_attrs]  # nothing raised (no param_name mismatch)
+    assert not [t for t in trials if liveness.ERROR_ATTR in t.user_attrs]  # nothing raised (no param_name mismatch)
     assert not [t for t in trials if "failed_trial" in t.system_attrs and set(t.params) != {"a", "b"}]
     assert not [t for t in trials if t.state == TrialState.WAITING or (t.state == TrialState.RUNNING and t.params)]
 
@@ -278,8 +279,8 @@ def test_a_stopped_journal_worker_is_taken_over(env):
     study = _load("stop", storage)
     assert _complete_per_point(study) == {(a, b): 1 for a in range(4) for b in range(4)}
     lost = [t for t in study.get_trials() if t.params == {"a": 1, "b": 2} and t.state == TrialState.FAIL]
-    assert len(lost) == 1 and "value" not in lost[0].user_attrs and distributed.ERROR_ATTR not in lost[0].user_attrs
-    assert lost[0].system_attrs[distributed.WORKER_ATTR].split(":")[1] == str(stopped)
+    assert len(lost) == 1 and "value" not in search.metrics_of(lost[0]) and liveness.ERROR_ATTR not in lost[0].user_attrs
+    assert lost[0].system_attrs[liveness.WORKER_ATTR].split(":")[1] == str(stopped)
 
 
 # ----------------------------------------------------------------------------- runaway failures
@@ -338,7 +339,7 @@ def test_a_loser_waits_for_the_creators_context(tmp_path):
     late.start()
     try:
         with pytest.raises(ValueError, match="exists with a different dataset_fingerprint"):
-            search._open_study(space, objective, "brute-force", 0, "race", storage, mine)
+            search.open_study(space, objective, "brute-force", 0, "race", storage, mine)
     finally:
         late.join()
     assert created.user_attrs[search.CONTEXT_ATTR] == theirs

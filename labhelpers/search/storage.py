@@ -1,0 +1,186 @@
+"""Storages by spec, as Optuna's ``storages.get_storage`` chooses them, with heartbeats on every shared one.
+
+:func:`get_storage` is the one place a storage spec is resolved:
+
+* None: a journal file in the run folder, ``<run_dir>/journal.log`` (Optuna's ``JournalFileBackend``): the
+  fast local default, safe for several processes on one machine;
+* ``"memory"``: Optuna's in-memory storage (one process, nothing kept);
+* a URL: ``sqlite:///study.db`` (one process: SQLite locks under parallel writers, Optuna's FAQ),
+  ``postgresql://user:password@host:5432/db`` or ``mysql://``: an RDB storage, workers on any machines;
+* any other string or path: a journal file there;
+* an Optuna storage object: itself.
+
+Both kinds of shared storage answer Optuna's heartbeat questions (``BaseHeartbeat``): a running trial
+records a heartbeat every ``heartbeat_s`` seconds (Optuna's own heartbeat thread), and Optuna's
+``fail_stale_trials`` (run before every trial) fails the trials that lost their worker and re-queues their
+points (:class:`labhelpers.search.liveness.RetryLost`). On an RDB the answers are Optuna's; on a journal file
+(which has no heartbeat of Optuna's in 5.0) they are :func:`labhelpers.search.liveness.is_lost`.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import optuna
+from optuna.storages._heartbeat import BaseHeartbeat  # Optuna 5 exports it only from here
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal._file import get_lock_file  # the lock Optuna's own append_logs takes
+from optuna.trial import TrialState
+
+from .. import validate
+from .liveness import GRACE_HEARTBEATS, HEARTBEAT_ATTR, HEARTBEAT_S, RetryLost, is_lost, quiet_optuna
+
+RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
+JOURNAL_NAME = "journal.log"
+FSYNC_S = 0.5             # a journal file is forced to disk at least this often (see LazySyncFileBackend)
+
+
+def resolve_spec(spec, run_dir: str | Path | None = None):
+    """The spec with the default filled in: None -> ``run_dir/journal.log`` (a str); anything else as given."""
+    if spec is None:
+        if run_dir is None:
+            raise ValueError("storage=None (a journal file in the run folder) needs a run folder")
+        return str(Path(run_dir) / JOURNAL_NAME)
+    return spec
+
+
+def get_storage(spec=None, run_dir: str | Path | None = None, *, heartbeat_s: float = HEARTBEAT_S):
+    """The Optuna storage for ``spec`` (see the module doc)."""
+    check_heartbeat(heartbeat_s)
+    spec = resolve_spec(spec, run_dir)
+    if isinstance(spec, optuna.storages.BaseStorage):
+        return spec
+    if spec == "memory":
+        return optuna.storages.InMemoryStorage()
+    if isinstance(spec, str) and "://" in spec:
+        return rdb_storage(spec, heartbeat_s)
+    return journal_storage(validate.output_file("storage", spec), heartbeat_s)
+
+
+def journal_storage(path: str | Path, heartbeat_s: float = HEARTBEAT_S) -> "HeartbeatJournalStorage":
+    """A journal file storage at ``path`` (folders created) whose running trials beat every ``heartbeat_s`` s."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return HeartbeatJournalStorage(LazySyncFileBackend(str(path)), heartbeat_s)
+
+
+class LazySyncFileBackend(JournalFileBackend):
+    """Optuna's JournalFileBackend, which forces its writes to disk (``fsync``) at most every ``fsync_s``
+    seconds and at exit, instead of after every record (on this machine an fsync costs milliseconds, and a
+    trial writes about ten records).
+
+    Every record is still written and flushed to the file under Optuna's file lock before the call returns,
+    so other processes see it at once and a killed process (kill -9, a crash, an interrupt) loses nothing.
+    Only a crash of the machine itself (power loss, kernel panic) can lose the records of the last
+    ``fsync_s`` seconds: those trials are run again by the next run, as any trial that did not complete.
+    """
+
+    def __init__(self, file_path: str, fsync_s: float = FSYNC_S):
+        super().__init__(file_path)
+        self.fsync_s = fsync_s
+        self._synced = time.monotonic()
+        if file_path not in _AT_EXIT:
+            _AT_EXIT.add(file_path)
+            atexit.register(_fsync, file_path)
+
+    def append_logs(self, logs: list[dict]) -> None:
+        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
+        with get_lock_file(self._lock):
+            with open(self._file_path, "ab") as f:
+                f.write(text)
+                f.flush()
+                if time.monotonic() - self._synced >= self.fsync_s:
+                    os.fsync(f.fileno())
+                    self._synced = time.monotonic()
+
+
+_AT_EXIT: set[str] = set()  # journal files to fsync when the process exits
+
+
+def _fsync(path: str) -> None:
+    with contextlib.suppress(OSError), open(path, "ab") as f:
+        os.fsync(f.fileno())
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """Optuna's JournalStorage answering Optuna's heartbeat questions: a beat is the trial's system attr
+    HEARTBEAT_ATTR ``[unix time, seconds between beats]``; stale trials are those :func:`is_lost` finds."""
+
+    def __init__(self, backend, heartbeat_s: float = HEARTBEAT_S):
+        super().__init__(backend)
+        self.heartbeat_s = heartbeat_s
+        self.on_stale = RetryLost()
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, [time.time(), self.heartbeat_s])
+        except optuna.exceptions.UpdateFinishedTrialError:  # failed meanwhile as lost by another worker
+            pass
+        except Exception:  # a storage hiccup: the next beat tries again (a thread must not die of it)
+            pass
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+                if is_lost(t, now)]
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_s
+
+    def get_heartbeat_stale_trial_callback(self):
+        return self.on_stale
+
+
+def rdb_storage(url: str, heartbeat_s: float = HEARTBEAT_S) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage (``sqlite:///x.db``, ``postgresql://...``) whose workers record heartbeats:
+    a trial silent for ``GRACE_HEARTBEATS * heartbeat_s`` seconds is failed and its point re-queued."""
+    check_heartbeat(heartbeat_s)
+    if scheme(url) not in RDB_SCHEMES:
+        raise ValueError(f"storage {redact(url)!r} is not a database URL; use one of {[s + '://...' for s in RDB_SCHEMES]}")
+    try:
+        with quiet_optuna():
+            return optuna.storages.RDBStorage(with_driver(url), heartbeat_interval=heartbeat_s,
+                                              grace_period=GRACE_HEARTBEATS * heartbeat_s,
+                                              heartbeat_stale_trial_callback=RetryLost())
+    except ImportError as exc:
+        raise ValueError(f"storage {redact(url)!r} needs a database driver: {exc}") from None
+    except Exception as exc:  # sqlalchemy's OperationalError and friends: server down, bad password, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConnectionError(f"cannot open storage {redact(url)!r}: {first}") from None
+
+
+def check_heartbeat(heartbeat_s) -> None:
+    validate.positive_number("heartbeat", heartbeat_s, unit="seconds", example=str(HEARTBEAT_S))
+
+
+def with_driver(url: str) -> str:
+    """``postgresql://`` (or ``postgres://``) -> ``postgresql+psycopg2://``: SQLAlchemy 2.1 would want psycopg 3,
+    and the driver we pin is psycopg2. URLs that name a driver stay as they are."""
+    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url)
+
+
+def scheme(url: str) -> str:
+    return url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ``***`` (for messages and logs)."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def check_shared(workers: int, spec) -> None:
+    """Several worker processes need a storage they can share: a journal file or a database server."""
+    if not validate.is_int(workers) or workers < 1:
+        raise ValueError(f"--workers {workers!r} must be a positive integer")
+    if workers == 1:
+        return
+    if spec == "memory":
+        raise ValueError(f"--workers {workers} cannot share --storage memory; use a journal file (the default) or postgresql://")
+    if isinstance(spec, str) and scheme(spec) == "sqlite":
+        raise ValueError(f"--workers {workers} with --storage {spec}: SQLite locks under parallel writers "
+                         f"(Optuna FAQ); use a journal file (the default, or a path such as runs/study.log) or postgresql://")

@@ -1,0 +1,84 @@
+"""The search package's own seams: one storage resolver, the explicit kind map, the evaluator's context,
+a space's fixed part, and the trial metrics format (one user attribute, old studies still read)."""
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.storages._heartbeat import is_heartbeat_enabled
+
+from labhelpers import search
+from labhelpers.search import storage
+
+GRID = [[16, 8], [8, 4]]
+
+
+def _quantize_section(**linear):
+    return {"kind": "quantize", "setup": {"by": "name"},
+            "seed": {"default": {"config": {"name": ["NA"]}},
+                     "fc1": {"config": {"name": ["integer"], "data_in": GRID, "weight": [[8, 4]], **linear}}}}
+
+
+def test_one_resolver_for_every_storage_spec(tmp_path):
+    default = search.get_storage(None, tmp_path / "run")
+    assert isinstance(default, storage.HeartbeatJournalStorage) and is_heartbeat_enabled(default)
+    assert (tmp_path / "run" / "journal.log").is_file()
+    assert search.resolve_spec(None, tmp_path / "run") == str(tmp_path / "run" / "journal.log")
+    assert isinstance(search.get_storage(str(tmp_path / "j.log")), storage.HeartbeatJournalStorage)
+    assert isinstance(search.get_storage("memory"), optuna.storages.InMemoryStorage)
+    rdb = search.get_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_s=2)
+    assert isinstance(rdb, optuna.storages.RDBStorage) and rdb.get_heartbeat_interval() == 2
+    assert search.get_storage(default) is default
+    with pytest.raises(ValueError, match="needs a run folder"):
+        search.get_storage(None)
+    with pytest.raises(ValueError, match="is not a database URL"):
+        search.get_storage("redis://localhost")
+
+
+def test_kinds_are_one_explicit_map_without_import_side_effects():
+    import labhelpers.nas  # noqa: F401  (no longer registers anything)
+
+    assert set(search.KINDS) >= {"quantize", "architecture"}
+    assert search.get_kind("architecture").metrics[0] == "accuracy"
+    with pytest.raises(ValueError, match=r"kind='nope' is unknown; choose one of \[.*'architecture'.*'quantize'"):
+        search.get_kind("nope")
+    kind = search.register_kind("toy-kind", lambda table: None, lambda cfg, **kw: None, ("value",))
+    try:
+        assert search.get_kind("toy-kind") is kind
+    finally:
+        search.KINDS.pop("toy-kind")
+
+
+def test_an_evaluator_carries_its_context_into_the_study():
+    space = search.Space({"x": [1, 2]}, to_config=lambda p: p, fixed={"by": "toy"})
+    evaluate = search.Evaluator(lambda c: {"value": float(c["x"])}, {"dataset_fingerprint": "abc"})
+    assert evaluate({"x": 2}) == {"value": 2.0}
+    search.register_kind("toy-context", lambda table: space, lambda cfg, **kw: evaluate, ("value",))
+    try:
+        cfg = search.parse_config({"search": {"search_space": {"kind": "toy-context"},
+                                              "strategy": {"setup": {"sampler": "brute-force"},
+                                                           "metrics": {"value": {"direction": "maximize"}}}}})
+        result = search.run_config(cfg, storage="memory", progress=False)
+    finally:
+        search.KINDS.pop("toy-context")
+    context = result.study.user_attrs[search.CONTEXT_ATTR]
+    assert context["dataset_fingerprint"] == "abc" and context["kind"] == "toy-context" and context["by"] == "toy"
+    assert search.config_context(cfg, lambda c: {}) == {"kind": "toy-context"}  # a plain function has none
+
+
+def test_a_space_has_a_fixed_part():
+    space = search.quantize_space(_quantize_section())
+    assert list(space.choices) == ["fc1/data_in"]
+    assert space.fixed == {"by": "name", "seed": {"default": {"name": "NA"},
+                                                  "fc1": {"name": "integer", "weight": (8, 4)}}}
+    assert space.to_config({"fc1/data_in": (8, 4)})["fc1"]["config"]["weight_frac_width"] == 4
+    lab4 = search.hidden_space([16, 32], [8], epochs=3)
+    assert list(lab4.choices) == ["h1"] and lab4.fixed["hidden"] == {"h2": 8} and lab4.fixed["train"]["epochs"] == 3
+    context = search.study_context(lab4, search.Objective({"accuracy": ("maximize", 1.0)}), "grid")
+    assert context["train"]["epochs"] == 3 and context["hidden"] == {"h2": 8}
+
+
+def test_metrics_are_one_user_attribute_and_old_studies_still_read():
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"accuracy": 0.5, "requeued": True}))
+    study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={search.METRICS_ATTR: {"accuracy": 0.7}}))
+    assert [search.metrics_of(t) for t in study.trials] == [{"accuracy": 0.5, "requeued": True}, {"accuracy": 0.7}]
