@@ -246,7 +246,7 @@ class Evaluator:
     torch's intra-op threads during the call (1 by default: these layers are too small to gain from
     more, and on a shared machine extra threads wait on each other); None leaves the setting alone.
     The cost metrics depend only on the graph and ``pass_args``, so they are computed once per
-    distinct ``pass_args``. ``checkpoint`` and ``context`` record where the graph came from.
+    distinct ``pass_args``. ``checkpoint`` records where the graph came from.
     """
     graph: Graph
     data: JSC
@@ -255,7 +255,6 @@ class Evaluator:
     with_latency: bool = False
     threads: int | None = 1
     checkpoint: str | None = None
-    context: dict = field(default_factory=dict)
     _costs: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):

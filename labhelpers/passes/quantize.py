@@ -58,7 +58,6 @@ def check_width(field: str, value, low: int, high: int, where: str = "") -> None
         raise ValueError(f"{where}{field}={value!r} is out of range; allowed {low} <= {field} <= {high}")
 
 
-_check_width = check_width  # the old private name, until search.py calls check_width
 
 
 def check_config(config: dict, where: str = "") -> dict | None:

@@ -4,7 +4,10 @@ Every trial trains its architecture from scratch (:func:`labhelpers.nas.evaluate
 """
 from __future__ import annotations
 
+import dataclasses
+
 from .. import models, nas, validate
+from ..training import TrainSettings
 from .evaluator import Evaluator, Kind
 from .space import Space, check_keys, split_fixed
 
@@ -55,21 +58,16 @@ def _widths(values, where: str) -> list[int]:
     return sorted(values)
 
 
+# patience does not apply: the batched trainer runs every epoch of every network
+TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainSettings)} - {"patience"}
+
+
 def train_settings(table: dict, where: str = "train") -> dict:
-    """The training settings of ``table`` over :data:`labhelpers.nas.TRAIN_SETTINGS`, checked
-    (``max_train_rows`` 0 means all rows: None)."""
-    check_keys(table, set(nas.TRAIN_SETTINGS), where)
-    settings = {**nas.TRAIN_SETTINGS, **table}
-    for key in ("epochs", "batch_size", "n_seeds"):
-        validate.positive_int(f"{where} {key}", settings[key])
-    validate.positive_number(f"{where} lr", settings["lr"], example="1e-3")
-    validate.non_negative_int(f"{where} seed", settings["seed"])
-    validate.boolean(f"{where} final_relu", settings["final_relu"])
-    rows = settings["max_train_rows"]
-    if rows is not None and (not validate.is_int(rows) or rows < 0 or rows == 1):
-        raise ValueError(f"{where} max_train_rows={rows!r} must be 0 (all rows) or an integer >= 2")
-    settings["max_train_rows"] = rows or None
-    return settings
+    """The training settings of ``table`` (:meth:`TrainSettings.from_toml`, ``max_train_rows = 0`` means all
+    rows), as the plain dict a trial's config and the study's context carry."""
+    check_keys(table, TRAIN_KEYS, where)
+    settings = TrainSettings.from_toml(table, where).to_dict()
+    return {k: v for k, v in settings.items() if k in TRAIN_KEYS}
 
 
 def architecture_evaluator(cfg, *, checkpoint: str | None = None, dataset: str | None = None) -> Evaluator:
@@ -85,8 +83,8 @@ def architecture_evaluator(cfg, *, checkpoint: str | None = None, dataset: str |
     split = cfg.data.get("split", "val")
 
     def evaluate(config: dict) -> dict[str, float]:
-        return nas.evaluate_architecture(config["hidden"], jsc, split=split,
-                                         **{k: v for k, v in config.items() if k != "hidden"})
+        settings = TrainSettings(**{k: v for k, v in config.items() if k != "hidden"})
+        return nas.evaluate_architecture(config["hidden"], jsc, settings, split=split)
     return Evaluator(evaluate, {"dataset_fingerprint": jsc.fingerprint, "split": split})
 
 

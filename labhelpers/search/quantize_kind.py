@@ -86,20 +86,17 @@ def pass_args(by: str, fixed: dict, params: dict) -> dict:
 
 
 def quantize_evaluator(cfg, *, checkpoint: str | None = None, dataset: str | None = None) -> Evaluator:
-    """Float graph from the checkpoint + data split -> :func:`labhelpers.metrics.evaluator`."""
-    from .. import data, graph, metrics, models
+    """Checkpoint -> float graph -> :func:`labhelpers.metrics.load_evaluator`, with the study's context."""
+    from .. import metrics
 
-    path = checkpoint or cfg.model.get("checkpoint") or f"checkpoints/{cfg.model['name']}.pt"
-    jsc = data.load_jsc(dataset or cfg.data.get("source", "auto"), cfg.data.get("path"), verbose=False)
-    model, _ = models.load(path, expected_model=cfg.model["name"], fingerprint=jsc.fingerprint)
-    traced = graph.trace(model)
-    # every point has the same tables: the first one shows a config that does not fit the graph before any trial
-    quantize.quantize_transform_pass(traced, cfg.space.to_config(next(cfg.space.grid())))
-    with_latency = any(m.startswith("latency") for m in cfg.objective.metrics)
     split = cfg.data.get("split", "val")
-    evaluate = metrics.evaluator(traced, jsc, split=split, with_latency=with_latency)
-    return Evaluator(evaluate, {"dataset_fingerprint": jsc.fingerprint, "checkpoint_sha256": sha256(path),
-                                "split": split})
+    evaluate = metrics.load_evaluator(cfg.model["name"], checkpoint or cfg.model.get("checkpoint"),
+                                      dataset=dataset or cfg.data.get("source", "auto"), data_path=cfg.data.get("path"),
+                                      split=split, with_latency=any(m.startswith("latency") for m in cfg.objective.metrics))
+    # every point has the same tables: the first one shows a config that does not fit the graph before any trial
+    quantize.quantize_transform_pass(evaluate.graph, cfg.space.to_config(next(cfg.space.grid())))
+    return Evaluator(evaluate, {"dataset_fingerprint": evaluate.data.fingerprint,
+                                "checkpoint_sha256": sha256(evaluate.checkpoint), "split": split})
 
 
 def sha256(path) -> str:
