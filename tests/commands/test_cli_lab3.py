@@ -10,7 +10,7 @@ import torch
 
 from labhelpers import cli, models
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BY_TYPE = ROOT / "configs" / "jsc_tiny_by_type_brute_force.toml"
 
 
