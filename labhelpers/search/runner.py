@@ -17,7 +17,7 @@ from .liveness import HEARTBEAT_S, METRICS_ATTR, quiet_optuna
 from .objective import Objective
 from .samplers import sampler_seed
 from .space import Space
-from .storage import get_storage
+from .storage import get_storage, params_in_one_write
 from .study import SearchResult, delete_study, n_complete, open_study, results, study_context
 from .trials import MAX_FAILURES, claim, optimize, prepare
 
@@ -65,7 +65,8 @@ def _optimize(study, space, evaluate, objective, total, points, progress, max_fa
     bar = tqdm(total=max(total - n_complete(study), 0), desc=f"{study.study_name}", disable=not progress, leave=False)
 
     def trial_fn(trial: optuna.Trial):
-        params = space.suggest(trial)
+        with params_in_one_write(trial.storage):
+            params = space.suggest(trial)
         if points is not None:
             claim(trial)  # several workers: skip a point that another worker has or had first
         measured = evaluate(space.to_config(params))
