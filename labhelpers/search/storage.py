@@ -35,7 +35,7 @@ from optuna.storages.journal._storage import JournalOperation  # the journal's r
 from optuna.trial import TrialState
 
 from .. import validate
-from .liveness import GRACE_HEARTBEATS, HEARTBEAT_ATTR, HEARTBEAT_S, RetryLost, is_lost, quiet_optuna
+from .liveness import GRACE_HEARTBEATS, HEARTBEAT_ATTR, HEARTBEAT_S, WORKER_ATTR, RetryLost, is_lost, quiet_optuna
 
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
 JOURNAL_NAME = "journal.log"
@@ -118,6 +118,19 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         self.heartbeat_s = heartbeat_s
         self.on_stale = RetryLost()
         self._pending: list[dict] | None = None
+        self._first_beat_skipped: int | None = None   # the trial whose stamp carried its first heartbeat
+
+    def stamp(self, trial_id: int, worker: str) -> None:
+        """Record the process evaluating the trial and its first heartbeat, in one write (the first thing a
+        trial does). Optuna's heartbeat thread, started just before, skips its immediate first beat (a
+        second write racing the trial's own writes from another thread) and beats every ``heartbeat_s``
+        seconds from there. A trial killed before its stamp has neither: ``is_lost``'s orphan rule."""
+        logs = [{"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "worker_id": self._replay_result.worker_id,
+                 "trial_id": trial_id, "system_attr": {key: value}}
+                for key, value in ((WORKER_ATTR, worker), (HEARTBEAT_ATTR, [time.time(), self.heartbeat_s]))]
+        with self._thread_lock:
+            self._backend.append_logs(logs)
+            self._sync_with_backend()
 
     @contextlib.contextmanager
     def params_in_one_write(self):
@@ -146,6 +159,9 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
                               "distribution": distribution_to_json(distribution)})
 
     def record_heartbeat(self, trial_id: int) -> None:
+        if trial_id != self._first_beat_skipped:  # a new trial: its stamp (see stamp) is its first beat
+            self._first_beat_skipped = trial_id
+            return
         try:
             self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, [time.time(), self.heartbeat_s])
         except optuna.exceptions.UpdateFinishedTrialError:  # failed meanwhile as lost by another worker
@@ -163,6 +179,15 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 
     def get_heartbeat_stale_trial_callback(self):
         return self.on_stale
+
+
+def stamp(storage, trial_id: int, worker: str) -> None:
+    """Mark a journal trial with the process evaluating it (:func:`labhelpers.search.liveness.is_lost` reads
+    it); RDB storages know their trials' liveness themselves."""
+    if isinstance(storage, HeartbeatJournalStorage):
+        storage.stamp(trial_id, worker)
+    elif isinstance(storage, JournalStorage):
+        storage.set_trial_system_attr(trial_id, WORKER_ATTR, worker)
 
 
 def params_in_one_write(storage):

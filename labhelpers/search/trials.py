@@ -15,12 +15,12 @@ import contextlib
 import time
 
 import optuna
-from optuna.storages.journal import JournalStorage
 from optuna.trial import TrialState
 
 from .. import validate
 from .budget import by_point, point_key
-from .liveness import ERROR_ATTR, SKIPPED_ATTR, WORKER_ATTR, fail_dead_trials, quiet_optuna, worker_id
+from .liveness import ERROR_ATTR, SKIPPED_ATTR, fail_dead_trials, quiet_optuna, worker_id
+from .storage import stamp
 
 MAX_FAILURES = 20     # this many trials in a row FAIL (or are skipped) in one worker: stop with an error
 POLL_S = 1.0          # a worker with nothing to start checks this often for lost trials
@@ -150,8 +150,7 @@ def recorded(trial_fn):
 
     def fn(trial: optuna.Trial):
         fn.started += 1
-        if isinstance(trial.storage, JournalStorage):  # RDB storages know their trials' liveness themselves
-            trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
+        stamp(trial.storage, trial._trial_id, me)
         try:
             return trial_fn(trial)
         except optuna.TrialPruned:
