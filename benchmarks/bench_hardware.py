@@ -7,8 +7,11 @@
 * **--reference**: the integer reference against the fake-quantized PyTorch model on every validation
   row, for every point of the JSC-Tiny grid and the 1,000-point mixed-precision space (minutes);
   prints how many points matched exactly.
+* **--modes**: JSC-Tiny at ``configs/jsc_tiny_int8.toml`` in each rounding/overflow pair; per pair the
+  validation rows on which the fake-quant PyTorch logits, hls4ml's ``ap_fixed`` emulation (matching
+  modes) and the Verilator simulation (``--rows`` rows) equal the integer reference.
 
-    python benchmarks/bench_hardware.py [--designs 4] [--rows 1000] [--reference]
+    python benchmarks/bench_hardware.py [--designs 4] [--rows 1000] [--reference] [--modes]
 """
 from __future__ import annotations
 
@@ -24,10 +27,12 @@ import torch
 from tqdm.auto import tqdm
 
 from labhelpers import data, graph, hardware, models, search
-from labhelpers.hardware import integer
-from labhelpers.passes import quantize_transform_pass
+from labhelpers.hardware import hls, integer
+from labhelpers.passes import quantize, quantize_transform_pass
 
 ROOT = Path(__file__).resolve().parent.parent
+INT8 = ROOT / "configs" / "jsc_tiny_int8.toml"
+MODE_PAIRS = [(r, o) for o in quantize.OVERFLOW for r in quantize.ROUNDING]
 SPACES = (ROOT / "configs" / "jsc_tiny_by_name_brute_force.toml", ROOT / "configs" / "jsc_three_linear_mixed_precision.toml")
 
 
@@ -81,14 +86,42 @@ def reference(jsc) -> None:
               f"{matched}/{len(points)} points ({time.perf_counter() - start:.0f} s)")
 
 
+def modes(jsc, rows: int) -> None:
+    """Per mode pair: rows on which PyTorch, hls4ml and Verilator equal the integer reference."""
+    x = jsc.split("val")[0]
+    model, _ = models.load(ROOT / "checkpoints" / "jsc-tiny.pt")
+    base = quantize.load_pass_args(INT8)
+    print(f"{'rounding':12s} {'overflow':9s} {'ap_fixed':19s} rows  pytorch==int  hls4ml==int  "
+          f"verilator==int (of {rows})  wrapped input codes")
+    with tempfile.TemporaryDirectory() as cache:
+        for rounding, overflow in MODE_PAIRS:
+            pass_args = {**base, "linear": {"config": {**base["linear"]["config"], "rounding": rounding,
+                                                      "overflow": overflow}}}
+            q, _ = quantize_transform_pass(graph.trace(model), pass_args)
+            design = integer.from_graph(q)
+            reference = integer.logits(design, x)
+            with torch.no_grad():
+                pytorch = q(x).double().numpy()
+            emulated = hls.logits(q, x)
+            r = hardware.measure(model, pass_args, jsc, rows=rows, cache_dir=cache)
+            same = lambda a: int(np.all(a == reference, axis=1).sum())
+            ap = f"{hls.AP_MODES[rounding]},{hls.AP_MODES[overflow]}"
+            print(f"{rounding:12s} {overflow:9s} {ap:19s} {len(x)}  {same(pytorch):12d}  {same(emulated):11d}  "
+                  f"{r['rows_checked'] - r['mismatched_rows']:14d}  rtl_matches={r['rtl_matches']}  "
+                  f"{int((integer.input_codes(design, x) < 0).any(axis=1).sum())}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--designs", type=int, default=3, help="designs per space (default 3)")
     parser.add_argument("--rows", type=int, default=1000, help="rows simulated per design (default 1000)")
     parser.add_argument("--reference", action="store_true", help="check the integer reference over whole spaces")
+    parser.add_argument("--modes", action="store_true", help="cross-check each rounding/overflow mode pair")
     args = parser.parse_args()
     jsc = data.load_jsc("sim", verbose=False)
-    if args.reference:
+    if args.modes:
+        modes(jsc, args.rows)
+    elif args.reference:
         reference(jsc)
     else:
         synthesis(jsc, args.designs, args.rows)

@@ -11,8 +11,9 @@ compiled with g++ and run on the host prefix's output ``relu(BatchNorm(x))``. Ty
 * a ReLU before another layer: that layer's ``data_in`` type (where hls4ml requantizes); the last
   ReLU keeps the accumulator type.
 
-Our quantizer rounds half to even and saturates: ``AP_RND_CONV, AP_SAT`` (the default here).
-hls4ml's own default, ``AP_TRN, AP_WRAP``, is a different quantizer, and its outputs differ.
+The modes come from each layer's ``rounding`` / ``overflow`` config fields (:data:`AP_MODES`: our
+default nearest-even + saturate is ``AP_RND_CONV, AP_SAT``; truncate + wrap is hls4ml's own default
+``AP_TRN, AP_WRAP``), or are forced for every type with ``logits(..., rounding=, overflow=)``.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from torch import nn
 from ..graph import Graph, module_type
 from . import integer
 
+AP_MODES = {"nearest-even": "AP_RND_CONV", "truncate": "AP_TRN", "nearest-up": "AP_RND",
+            "saturate": "AP_SAT", "wrap": "AP_WRAP"}  # our config values -> ap_fixed modes
 MODES = {"rounding": ("AP_RND_CONV", "AP_TRN", "AP_RND", "AP_RND_ZERO", "AP_RND_INF", "AP_RND_MIN_INF", "AP_TRN_ZERO"),
          "overflow": ("AP_SAT", "AP_WRAP", "AP_SAT_ZERO", "AP_SAT_SYM")}
 
@@ -36,10 +39,13 @@ def ap_type(width: int, frac_width: int, rounding: str = "AP_RND_CONV", overflow
     return f"ap_fixed<{width},{width - frac_width},{rounding},{overflow}>"
 
 
-def logits(graph: Graph, x, *, rounding: str = "AP_RND_CONV", overflow: str = "AP_SAT") -> np.ndarray:
-    """hls4ml's outputs (float64) for raw feature rows ``x`` of a quantized JSC graph."""
+def logits(graph: Graph, x, *, rounding: str | None = None, overflow: str | None = None) -> np.ndarray:
+    """hls4ml's outputs (float64) for raw feature rows ``x`` of a quantized JSC graph.
+
+    ``rounding`` / ``overflow``: ap_fixed modes (:data:`MODES`) for every quantized type; None (default)
+    takes each layer's own modes from its config (:data:`AP_MODES`)."""
     for field, value in (("rounding", rounding), ("overflow", overflow)):
-        if value not in MODES[field]:
+        if value is not None and value not in MODES[field]:
             raise ValueError(f"{field}={value!r} is not an ap_fixed mode; choose one of {list(MODES[field])}")
     hls4ml = _hls4ml()
     design = integer.from_graph(graph)
@@ -76,20 +82,21 @@ def _tail(graph: Graph) -> nn.Sequential:
     return nn.Sequential(*layers).eval()
 
 
-def _set_precisions(names: dict, design: integer.Design, rounding: str, overflow: str) -> None:
+def _set_precisions(names: dict, design: integer.Design, rounding: str | None, overflow: str | None) -> None:
     input_name, *layer_names = names
     expected = sum(1 + layer.relu for layer in design.layers)
     if len(layer_names) != expected:
         raise ValueError(f"hls4ml made {len(layer_names)} layers of this model, expected {expected}; "
                          f"only BatchNorm1d, ReLU, then Linear/ReLU models are supported")
-    names[input_name]["Precision"] = {"result": ap_type(*design.layers[0].data_in, rounding, overflow)}
+    modes = [(rounding or AP_MODES[layer.rounding], overflow or AP_MODES[layer.overflow]) for layer in design.layers]
+    names[input_name]["Precision"] = {"result": ap_type(*design.layers[0].data_in, *modes[0])}
     it = iter(layer_names)
     for i, (layer, bits) in enumerate(zip(design.layers, integer.accumulator_widths(design))):
         wide = f"ap_fixed<{bits},{bits - layer.acc_frac}>"
-        names[next(it)]["Precision"] = {"weight": ap_type(*layer.weight_fmt, rounding, overflow),
-                                        "bias": ap_type(*layer.bias_fmt, rounding, overflow),
+        names[next(it)]["Precision"] = {"weight": ap_type(*layer.weight_fmt, *modes[i]),
+                                        "bias": ap_type(*layer.bias_fmt, *modes[i]),
                                         "accum": wide, "result": wide}
         if layer.relu:
             last = i + 1 == len(design.layers)
-            after = wide if last else ap_type(*design.layers[i + 1].data_in, rounding, overflow)
+            after = wide if last else ap_type(*design.layers[i + 1].data_in, *modes[i + 1])
             names[next(it)]["Precision"] = {"result": after}
