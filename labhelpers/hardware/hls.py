@@ -11,6 +11,13 @@ compiled with g++ and run on the host prefix's output ``relu(BatchNorm(x))``. Ty
 * a ReLU before another layer: that layer's ``data_in`` type (where hls4ml requantizes); the last
   ReLU keeps the accumulator type.
 
+hls4ml 1.3.0's header writer prints each weight and bias as decimal text with as many decimals as
+its type has fractional bits (``'{:.{f}f}'``) before the ``ap_fixed`` cast applies the mode. Rounding
+modes barely notice; ``AP_TRN`` then truncates the printed value, not the float: a weight just below
+a step (0.46 at 1 fractional bit, printed "0.5") gets the upper code. :func:`text_moved_codes` counts
+those codes; ``logits(..., prequantized=True)`` hands hls4ml our quantized values instead (exact as
+text, so its cast keeps them), which checks everything but the weight rounding.
+
 The modes come from each layer's ``rounding`` / ``overflow`` config fields (:data:`AP_MODES`: our
 default nearest-even + saturate is ``AP_RND_CONV, AP_SAT``; truncate + wrap is hls4ml's own default
 ``AP_TRN, AP_WRAP``), or are forced for every type with ``logits(..., rounding=, overflow=)``.
@@ -23,6 +30,7 @@ import io
 import tempfile
 
 import numpy as np
+import torch
 from torch import nn
 
 from ..graph import Graph, module_type
@@ -39,17 +47,19 @@ def ap_type(width: int, frac_width: int, rounding: str = "AP_RND_CONV", overflow
     return f"ap_fixed<{width},{width - frac_width},{rounding},{overflow}>"
 
 
-def logits(graph: Graph, x, *, rounding: str | None = None, overflow: str | None = None) -> np.ndarray:
+def logits(graph: Graph, x, *, rounding: str | None = None, overflow: str | None = None,
+           prequantized: bool = False) -> np.ndarray:
     """hls4ml's outputs (float64) for raw feature rows ``x`` of a quantized JSC graph.
 
     ``rounding`` / ``overflow``: ap_fixed modes (:data:`MODES`) for every quantized type; None (default)
-    takes each layer's own modes from its config (:data:`AP_MODES`)."""
+    takes each layer's own modes from its config (:data:`AP_MODES`). ``prequantized``: give hls4ml the
+    quantized weights and biases rather than the float ones (module doc)."""
     for field, value in (("rounding", rounding), ("overflow", overflow)):
         if value is not None and value not in MODES[field]:
             raise ValueError(f"{field}={value!r} is not an ap_fixed mode; choose one of {list(MODES[field])}")
     hls4ml = _hls4ml()
     design = integer.from_graph(graph)
-    tail = _tail(graph)
+    tail = _tail(graph, prequantized)
     config = hls4ml.utils.config_from_pytorch_model(tail, input_shape=(design.n_inputs,), granularity="name",
                                                      default_precision="ap_fixed<32,16>")
     _set_precisions(config["LayerName"], design, rounding, overflow)
@@ -69,17 +79,32 @@ def _hls4ml():
     return hls4ml
 
 
-def _tail(graph: Graph) -> nn.Sequential:
-    """The layers after the float prefix as plain float Linear/ReLU modules (weights unrounded)."""
+def _tail(graph: Graph, prequantized: bool = False) -> nn.Sequential:
+    """The layers after the float prefix as plain float Linear/ReLU modules (weights unrounded, or quantized)."""
     layers = []
     for module in list(graph.modules.values())[2:]:
         if module_type(module) == "linear":
             plain = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
-            plain.load_state_dict({k: v for k, v in module.state_dict().items() if k in ("weight", "bias")})
+            weight, bias = module.quantized_parameters() if prequantized else (module.weight, module.bias)
+            plain.load_state_dict({"weight": weight.detach(), **({} if bias is None else {"bias": bias.detach()})})
             layers.append(plain)
         else:
             layers.append(copy.deepcopy(module))
     return nn.Sequential(*layers).eval()
+
+
+def text_moved_codes(graph: Graph) -> int:
+    """How many weight and bias codes hls4ml's decimal header text moves (module doc), in the layers' modes."""
+    design = integer.from_graph(graph)
+    linears = [m for m in list(graph.modules.values())[2:] if module_type(m) == "linear"]
+    moved = 0
+    for layer, module in zip(design.layers, linears):
+        pairs = [(module.weight, layer.weight_fmt, layer.weight), (module.bias, layer.bias_fmt, layer.bias)]
+        for tensor, fmt, codes in pairs[:1 + (module.bias is not None)]:
+            text = [float(f"{v:.{fmt[1]}f}") for v in tensor.detach().flatten().tolist()]
+            printed = integer.codes(torch.tensor(text, dtype=torch.float64), *fmt, *layer.modes)
+            moved += int((printed != codes.reshape(-1)).sum())
+    return moved
 
 
 def _set_precisions(names: dict, design: integer.Design, rounding: str | None, overflow: str | None) -> None:
