@@ -23,7 +23,12 @@ What is integer and what stays float:
   the fake-quant model does: round half to even, then saturate.
 * **The output** is the last accumulator (after the final ReLU, if any); logits = code * 2**-frac.
 
-Rounding ties to even and saturating is what ``torch.fake_quantize_per_tensor_affine`` does.
+Rounding ties to even and saturating is what ``torch.fake_quantize_per_tensor_affine`` does, and the
+default. A layer's ``rounding`` / ``overflow`` config fields (see :mod:`labhelpers.passes.quantize`)
+change its input, weight and bias codes, and so also the requantization *into* it (its ``data_in``
+quantizer): ``truncate`` floors, ``nearest-up`` rounds ties up, ``wrap`` keeps the low ``w`` bits as
+two's complement. With ``wrap``, a large post-ReLU value can wrap to a negative code, so the RTL
+input is then ``w0`` signed bits. The accumulators never overflow (their width is the worst case).
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ import torch
 from torch import nn
 
 from ..graph import Graph, module_type
-from ..passes.quantize import LinearInteger
+from ..passes.quantize import DEFAULT_MODES, LinearInteger, overflow_codes, round_codes
 
 MAX_ACC_BITS = 62  # int64 with headroom; wider accumulators are refused
 
@@ -52,6 +57,12 @@ class Layer:
     weight_fmt: tuple[int, int]
     bias_fmt: tuple[int, int]
     relu: bool                # a ReLU follows this layer
+    rounding: str = DEFAULT_MODES["rounding"]   # of data_in, weight and bias (labhelpers.passes.quantize)
+    overflow: str = DEFAULT_MODES["overflow"]
+
+    @property
+    def modes(self) -> tuple[str, str]:
+        return self.rounding, self.overflow
 
     @property
     def acc_frac(self) -> int:
@@ -79,6 +90,8 @@ class Design:
         h = hashlib.sha256()
         for layer in self.layers:
             meta = [layer.name, layer.data_in, layer.weight_fmt, layer.bias_fmt, layer.relu, layer.weight.shape]
+            if layer.modes != tuple(DEFAULT_MODES.values()):  # default designs keep their earlier digests
+                meta.append(layer.modes)
             h.update(json.dumps(meta).encode())
             h.update(np.ascontiguousarray(layer.weight, dtype=np.int64).tobytes())
             h.update(np.ascontiguousarray(layer.bias, dtype=np.int64).tobytes())
@@ -135,15 +148,17 @@ def fold_batch_norm(bn: nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarray]:
 def _layer(name: str, q: LinearInteger, relu: bool) -> Layer:
     fmt = lambda p: (int(getattr(q, f"{p}_width")), int(getattr(q, f"{p}_frac_width")))
     data_in, w_fmt, b_fmt = fmt("data_in"), fmt("weight"), fmt("bias")
-    weight = codes(q.weight.detach(), *w_fmt)
-    bias = codes(q.bias.detach(), *b_fmt) if q.bias is not None else np.zeros(q.out_features, np.int64)
-    return Layer(name, weight, bias, data_in, w_fmt, b_fmt, relu)
+    modes = q.rounding, q.overflow
+    weight = codes(q.weight.detach(), *w_fmt, *modes)
+    bias = codes(q.bias.detach(), *b_fmt, *modes) if q.bias is not None else np.zeros(q.out_features, np.int64)
+    return Layer(name, weight, bias, data_in, w_fmt, b_fmt, relu, *modes)
 
 
-def codes(x: torch.Tensor, width: int, frac_width: int) -> np.ndarray:
-    """Integer codes of ``x`` at ``(width, frac_width)``: round half to even, then saturate (int64)."""
-    scaled = torch.round(x.double() * 2.0 ** frac_width)
-    return scaled.clamp(-2 ** (width - 1), 2 ** (width - 1) - 1).to(torch.int64).numpy()
+def codes(x: torch.Tensor, width: int, frac_width: int, rounding: str = "nearest-even",
+          overflow: str = "saturate") -> np.ndarray:
+    """Integer codes of ``x`` at ``(width, frac_width)`` (int64): round, then saturate or wrap (module doc)."""
+    scaled = round_codes(x.double() * 2.0 ** frac_width, rounding)
+    return overflow_codes(scaled, width, overflow).to(torch.int64).numpy()
 
 
 # ----------------------------------------------------------------------------- computing
@@ -156,7 +171,8 @@ def prefix(design: Design, x: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 def input_codes(design: Design, x: torch.Tensor | np.ndarray) -> np.ndarray:
     """The RTL's input: codes of relu(BatchNorm(x)) at the first layer's ``data_in`` format (int64)."""
-    return codes(prefix(design, x), *design.layers[0].data_in)
+    first = design.layers[0]
+    return codes(prefix(design, x), *first.data_in, *first.modes)
 
 
 def accumulator_widths(design: Design) -> list[int]:
@@ -185,7 +201,7 @@ def forward_codes(design: Design, x_codes: np.ndarray) -> np.ndarray:
     v = np.asarray(x_codes, dtype=np.int64)
     for i, layer in enumerate(design.layers):
         if i:
-            v = requantize(v, design.layers[i - 1].acc_frac, *layer.data_in)
+            v = requantize(v, design.layers[i - 1].acc_frac, *layer.data_in, *layer.modes)
         v = accumulate(layer, v)
         if layer.relu:
             v = np.maximum(v, 0)
@@ -199,18 +215,23 @@ def accumulate(layer: Layer, v: np.ndarray) -> np.ndarray:
     return ((v @ layer.weight.T) << product_shift) + (layer.bias << bias_shift)
 
 
-def requantize(v: np.ndarray, frac: int, width: int, frac_width: int) -> np.ndarray:
-    """Codes at ``frac`` fractional bits -> codes at ``(width, frac_width)``: round half to even, saturate."""
+def requantize(v: np.ndarray, frac: int, width: int, frac_width: int, rounding: str = "nearest-even",
+               overflow: str = "saturate") -> np.ndarray:
+    """Codes at ``frac`` fractional bits -> codes at ``(width, frac_width)`` in the given modes (default:
+    round half to even, saturate), exactly in int64."""
     shift = frac - frac_width
     if shift <= 0:
         out = v << -shift
     else:
-        q = v >> shift                      # floor
+        q = v >> shift                      # floor: truncate
         rem = v - (q << shift)
         half = 1 << (shift - 1)
-        q = q + ((rem > half) | ((rem == half) & ((q & 1) == 1)))
+        if rounding == "nearest-even":
+            q = q + ((rem > half) | ((rem == half) & ((q & 1) == 1)))
+        elif rounding == "nearest-up":
+            q = q + (rem >= half)
         out = q
-    return np.clip(out, -2 ** (width - 1), 2 ** (width - 1) - 1)
+    return overflow_codes(out, width, overflow)
 
 
 def logits(design: Design, x: torch.Tensor | np.ndarray) -> np.ndarray:

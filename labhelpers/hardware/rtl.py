@@ -4,11 +4,12 @@ The datapath is traced on integer codes (every value has 0 fractional bits; the 
 the shifts), so the RTL computes exactly :func:`labhelpers.hardware.integer.forward_codes`:
 
 * input: ``n_inputs`` unsigned integers of ``w0 - 1`` bits, the codes of the quantized post-BatchNorm,
-  post-ReLU activation (see the integer module);
+  post-ReLU activation (see the integer module); ``w0`` signed bits if the first layer wraps;
 * each layer: ``x @ W`` with constant integer weights (da4ml builds adder graphs, no multipliers),
   shifted to the accumulator's binary point, plus the bias code, then ReLU where the model has one;
-* between layers: round half to even (an add of ``0.5 - 2**-s`` plus the kept LSB, then a truncation)
-  and saturation to the next layer's ``data_in`` format;
+* between layers, in the next layer's modes: round half to even (an add of ``0.5 - 2**-s`` plus the
+  kept LSB, then a truncation), truncate (da4ml's ``TRN``) or round half up (``RND``); then saturate
+  (``SAT``) or wrap (``WRAP``, signed) to the next layer's ``data_in`` format;
 * output: the last accumulator as integer codes.
 
 ``latency_cutoff`` is da4ml's pipelining knob (the combinational delay allowed per stage, in its
@@ -26,6 +27,7 @@ import numpy as np
 
 from .integer import Design
 
+DA4ML_ROUND = {"truncate": "TRN", "nearest-up": "RND"}  # da4ml 0.6.0 has no ties-to-even: built by hand
 MAX_IO_BITS = 32  # da4ml's Verilator binder packs each input and output into an int32
 DEFAULT_LATENCY_CUTOFF = 5
 
@@ -56,12 +58,13 @@ def trace(design: Design):
     from da4ml.trace import FixedVariableArrayInput, comb_trace
     from da4ml.trace.ops import quantize, relu
 
-    width0 = design.layers[0].data_in[0]
+    first = design.layers[0]
     inp = FixedVariableArrayInput((design.n_inputs,))
-    v = quantize(inp, 0, width0 - 1, 0)  # unsigned codes: the input passed a ReLU
+    signed = first.overflow == "wrap"  # a wrapped post-ReLU code can be negative
+    v = quantize(inp, int(signed), first.data_in[0] - 1, 0)  # else unsigned codes: the input passed a ReLU
     for i, layer in enumerate(design.layers):
         if i:
-            v = _requantize(v, design.layers[i - 1].acc_frac, layer.data_in, quantize)
+            v = _requantize(v, design.layers[i - 1].acc_frac, layer, quantize)
         v = _dense(v, layer)
         if layer.relu:
             v = relu(v)
@@ -77,17 +80,22 @@ def _dense(v, layer):
     return acc + layer.bias.astype(np.float64) * float(2 ** bias_shift)
 
 
-def _requantize(v, frac: int, data_in: tuple[int, int], quantize):
-    """Non-negative integer codes at ``frac`` fractional bits -> codes of ``data_in``: half to even, saturate."""
-    width, frac_width = data_in
+def _requantize(v, frac: int, layer, quantize):
+    """Non-negative integer codes at ``frac`` fractional bits -> codes of ``layer.data_in`` in its modes."""
+    width, frac_width = layer.data_in
     shift = frac - frac_width
+    # int bits 62: generous; da4ml keeps the exact range it traced, so these WRAPs never wrap
     if shift > 0:
         y = v * 2.0 ** -shift                                   # exact: the binary point moves
-        lsb = quantize(y, 0, 1, 0, "WRAP", "TRN")               # floor(y) mod 2
-        # int bits: generous; da4ml keeps the exact range it traced, so this WRAP never wraps
-        v = quantize(y + (0.5 - 2.0 ** -shift) + lsb * 2.0 ** -shift, 0, 62, 0, "WRAP", "TRN")
+        if layer.rounding == "nearest-even":
+            lsb = quantize(y, 0, 1, 0, "WRAP", "TRN")           # floor(y) mod 2
+            v = quantize(y + (0.5 - 2.0 ** -shift) + lsb * 2.0 ** -shift, 0, 62, 0, "WRAP", "TRN")
+        else:
+            v = quantize(y, 0, 62, 0, "WRAP", DA4ML_ROUND[layer.rounding])
     elif shift < 0:
         v = v * float(2 ** -shift)
+    if layer.overflow == "wrap":
+        return quantize(v, 1, width - 1, 0, "WRAP", "TRN")    # two's complement of the low `width` bits
     return quantize(v, 0, width - 1, 0, "SAT", "TRN")
 
 

@@ -10,6 +10,21 @@ rounds ties to even (0.5 -> 0, 1.5 -> 2, 2.5 -> 2), as ``torch.round`` does; hls
 straight through inside the range and is 0 outside (the straight-through estimator). Values are
 emulated in float32, so widths above 24 significant bits are limited by float32's mantissa.
 
+Two optional per-layer fields choose other modes (:data:`ROUNDING`, :data:`OVERFLOW`); they apply to
+the layer's ``data_in``, ``weight`` and ``bias`` quantization (its output is not quantized here; the
+integer reference requantizes a layer's output with the *next* layer's ``data_in`` modes, since that
+is its input quantizer). With ``c`` the integer code before overflow handling:
+
+* ``rounding = "nearest-even"`` (default, ``AP_RND_CONV``): ``c = round_half_even(x * 2**f)``;
+  ``"truncate"`` (``AP_TRN``): ``c = floor(x * 2**f)``; ``"nearest-up"`` (``AP_RND``):
+  ``c = floor(x * 2**f + 1/2)``.
+* ``overflow = "saturate"`` (default, ``AP_SAT``): clamp ``c`` to ``[-2**(w-1), 2**(w-1) - 1]``;
+  ``"wrap"`` (``AP_WRAP``): two's-complement wrap, ``(c + 2**(w-1)) mod 2**w - 2**(w-1)``.
+
+A config without them is today's quantizer, bit for bit (``fake_quantize_per_tensor_affine``). The
+other modes are computed exactly in float64 codes, with a straight-through gradient (0 outside the
+range when saturating, 1 everywhere when wrapping).
+
 The pass config follows MASE::
 
     {"by": "type",                                   # or "name" (node names like "seq_blocks_2")
@@ -17,7 +32,8 @@ The pass config follows MASE::
      "linear": {"config": {"name": "integer",
                            "data_in_width": 8, "data_in_frac_width": 4,
                            "weight_width": 8, "weight_frac_width": 4,
-                           "bias_width": 8, "bias_frac_width": 4}}}
+                           "bias_width": 8, "bias_frac_width": 4,
+                           "rounding": "truncate", "overflow": "wrap"}}}   # optional; default nearest-even, saturate
 """
 from __future__ import annotations
 
@@ -26,19 +42,54 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..graph import Graph, node_config, validate_pass_args
-from ..validate import is_int
+from ..validate import is_int, one_of
 
 PREFIXES = ("data_in", "weight", "bias")
 FIELDS = tuple(f"{p}_{s}" for p in PREFIXES for s in ("width", "frac_width"))
 FLOAT_NAMES = ("NA", None)  # MASE spells "leave this layer alone" as name = "NA" (TOML has no null)
 MAX_WIDTH = 32
+ROUNDING = ("nearest-even", "truncate", "nearest-up")  # ap_fixed: AP_RND_CONV, AP_TRN, AP_RND
+OVERFLOW = ("saturate", "wrap")                         # ap_fixed: AP_SAT, AP_WRAP
+MODE_FIELDS = {"rounding": ROUNDING, "overflow": OVERFLOW}
+DEFAULT_MODES = {"rounding": ROUNDING[0], "overflow": OVERFLOW[0]}
 
 
-def fixed_point(x: torch.Tensor, width: int, frac_width: int) -> torch.Tensor:
-    """Round ``x`` to signed fixed point (``width`` bits, ``frac_width`` fractional), ties to even."""
+def fixed_point(x: torch.Tensor, width: int, frac_width: int, rounding: str = "nearest-even",
+                overflow: str = "saturate") -> torch.Tensor:
+    """Round ``x`` to signed fixed point (``width`` bits, ``frac_width`` fractional) in the given modes (module doc)."""
     check_width("width", width, 1, MAX_WIDTH)
     check_width("frac_width", frac_width, 0, width)
-    return torch.fake_quantize_per_tensor_affine(x, 2.0 ** -frac_width, 0, -2 ** (width - 1), 2 ** (width - 1) - 1)
+    check_modes(rounding, overflow)
+    if rounding == ROUNDING[0] and overflow == OVERFLOW[0]:
+        return torch.fake_quantize_per_tensor_affine(x, 2.0 ** -frac_width, 0, -2 ** (width - 1), 2 ** (width - 1) - 1)
+    q = _mode_values(x, width, frac_width, rounding, overflow)
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return q
+    if overflow == "wrap":
+        return q + (x - x.detach())      # adds exactly 0: q's values, x's gradient
+    scaled = x.detach() * 2.0 ** frac_width
+    inside = (scaled >= -2 ** (width - 1)) & (scaled < 2 ** (width - 1))
+    return q + (x - x.detach()) * inside
+
+
+def round_codes(scaled: torch.Tensor, rounding: str) -> torch.Tensor:
+    """Integer-valued codes of ``scaled = x * 2**f`` (same dtype), rounded as ``rounding`` says."""
+    if rounding == "nearest-even":
+        return torch.round(scaled)
+    low = torch.floor(scaled)
+    return low if rounding == "truncate" else low + (scaled - low >= 0.5)  # nearest-up: ties to +inf
+
+
+def overflow_codes(c, width: int, overflow: str):
+    """Codes ``c`` (numpy or torch, integer-valued) brought into ``width`` signed bits: saturate or wrap."""
+    low, high = -2 ** (width - 1), 2 ** (width - 1) - 1
+    return c.clip(low, high) if overflow == "saturate" else (c - low) % 2 ** width + low
+
+
+def _mode_values(x: torch.Tensor, width: int, frac_width: int, rounding: str, overflow: str) -> torch.Tensor:
+    """Fixed-point values of ``x`` in any mode, without gradient: exact codes in float64, scaled back."""
+    c = overflow_codes(round_codes(x.detach().double() * 2.0 ** frac_width, rounding), width, overflow)
+    return (c * 2.0 ** -frac_width).to(x.dtype)
 
 
 def _fixed_point_values(x: torch.Tensor, width: int, frac_width: int) -> torch.Tensor:
@@ -48,6 +99,12 @@ def _fixed_point_values(x: torch.Tensor, width: int, frac_width: int) -> torch.T
     float32, and ``torch.round`` rounds ties to even as ``nearbyint`` does), and about ten times faster.
     """
     return torch.mul(x, 2.0 ** frac_width).round_().clamp_(-2 ** (width - 1), 2 ** (width - 1) - 1).mul_(2.0 ** -frac_width)
+
+
+def check_modes(rounding, overflow, where: str = "") -> None:
+    """One-line ValueError unless ``rounding`` is in :data:`ROUNDING` and ``overflow`` in :data:`OVERFLOW`."""
+    one_of("rounding", rounding, ROUNDING, where)
+    one_of("overflow", overflow, OVERFLOW, where)
 
 
 def check_width(field: str, value, low: int, high: int, where: str = "") -> None:
@@ -69,9 +126,10 @@ def check_config(config: dict, where: str = "") -> dict | None:
         return None
     if name != "integer":
         raise ValueError(f"{where}name={name!r} is unknown; use 'integer' (fixed point) or 'NA' (leave in float)")
-    unknown = sorted(set(config) - set(FIELDS) - {"name"})
+    unknown = sorted(set(config) - set(FIELDS) - set(MODE_FIELDS) - {"name"})
     if unknown:
-        raise ValueError(f"{where}unknown config key(s) {unknown}; allowed: ['name', {', '.join(map(repr, FIELDS))}]")
+        allowed = ", ".join(map(repr, (*FIELDS, *MODE_FIELDS)))
+        raise ValueError(f"{where}unknown config key(s) {unknown}; allowed: ['name', {allowed}]")
     missing = [f for f in FIELDS if f not in config]
     if missing:
         raise ValueError(f"{where}config lacks {missing}; an 'integer' layer needs all of {list(FIELDS)}")
@@ -79,7 +137,9 @@ def check_config(config: dict, where: str = "") -> dict | None:
         width = config[f"{prefix}_width"]
         check_width(f"{prefix}_width", width, 1, MAX_WIDTH, where)
         check_width(f"{prefix}_frac_width", config[f"{prefix}_frac_width"], 0, int(width), where)
-    return {"name": "integer", **{f: int(config[f]) for f in FIELDS}}
+    check_modes(config.get("rounding", ROUNDING[0]), config.get("overflow", OVERFLOW[0]), where)
+    modes = {f: config[f] for f in MODE_FIELDS if f in config}  # only if given: default configs stay as they were
+    return {"name": "integer", **{f: int(config[f]) for f in FIELDS}, **modes}
 
 
 class LinearInteger(nn.Linear):
@@ -96,7 +156,7 @@ class LinearInteger(nn.Linear):
         self.config = check_config(config) or {}
         if not self.config:
             raise ValueError("LinearInteger needs an 'integer' config; leave float layers as nn.Linear")
-        for field, value in self.config.items():
+        for field, value in {**DEFAULT_MODES, **self.config}.items():
             if field != "name":
                 setattr(self, field, value)
         self._frozen_key, self._frozen = None, None
@@ -123,22 +183,30 @@ class LinearInteger(nn.Linear):
         """``(weight, bias)`` rounded to their fixed-point formats, cached while the stored ones are unchanged."""
         key = tuple((id(t), t._version) for t in (self.weight, self.bias) if t is not None)
         if key != self._frozen_key:
-            w = fixed_point(self.weight, self.weight_width, self.weight_frac_width)
-            b = None if self.bias is None else fixed_point(self.bias, self.bias_width, self.bias_frac_width)
+            w = self.quantize(self.weight, "weight")
+            b = None if self.bias is None else self.quantize(self.bias, "bias")
             self._frozen_key, self._frozen = key, (w, b)
         return self._frozen
 
+    def quantize(self, x: torch.Tensor, prefix: str) -> torch.Tensor:
+        """``x`` at this layer's ``prefix`` format ("data_in", "weight" or "bias") and modes (gradient per :func:`fixed_point`)."""
+        return fixed_point(x, getattr(self, f"{prefix}_width"), getattr(self, f"{prefix}_frac_width"),
+                           self.rounding, self.overflow)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():  # straight-through gradients to the input and the float weights
-            x = fixed_point(x, self.data_in_width, self.data_in_frac_width)
-            w = fixed_point(self.weight, self.weight_width, self.weight_frac_width)
-            b = None if self.bias is None else fixed_point(self.bias, self.bias_width, self.bias_frac_width)
-            return F.linear(x, w, b)
-        return F.linear(_fixed_point_values(x, self.data_in_width, self.data_in_frac_width), *self.quantized_parameters())
+            b = None if self.bias is None else self.quantize(self.bias, "bias")
+            return F.linear(self.quantize(x, "data_in"), self.quantize(self.weight, "weight"), b)
+        if self.rounding == ROUNDING[0] and self.overflow == OVERFLOW[0]:
+            x = _fixed_point_values(x, self.data_in_width, self.data_in_frac_width)
+        else:
+            x = _mode_values(x, self.data_in_width, self.data_in_frac_width, self.rounding, self.overflow)
+        return F.linear(x, *self.quantized_parameters())
 
     def extra_repr(self) -> str:
         widths = ", ".join(f"{p}=({getattr(self, p + '_width')}, {getattr(self, p + '_frac_width')})" for p in PREFIXES)
-        return f"{super().extra_repr()}, {widths}"
+        modes = "".join(f", {f}={getattr(self, f)!r}" for f in MODE_FIELDS if getattr(self, f) != DEFAULT_MODES[f])
+        return f"{super().extra_repr()}, {widths}{modes}"
 
 
 def quantize_transform_pass(graph: Graph, pass_args: dict) -> tuple[Graph, dict]:
