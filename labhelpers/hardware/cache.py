@@ -57,8 +57,7 @@ def workspace(folder: Path, digest: str):
     work = Path(tempfile.mkdtemp(prefix=f".{digest[:16]}.", dir=folder))
     yield work
     final = folder / digest
-    shutil.rmtree(final, ignore_errors=True)
-    try:
+    try:  # a final folder already there holds the same design (same digest): keep it, never delete under a reader
         work.rename(final)
-    except OSError:  # another process renamed its copy of the same design first
+    except OSError:  # another process (a search worker) renamed its copy of the same design first
         shutil.rmtree(work, ignore_errors=True)

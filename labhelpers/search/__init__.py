@@ -14,6 +14,7 @@ Inside, imports flow one way::
 
     space, objective                  Space (choices + fixed part), Objective ("maximize"/"minimize")
     liveness -> storage, samplers     get_storage (any spec), heartbeats of journal files; seeded samplers
+    hardware_metrics                  luts/ffs/carry4/latency_cycles via labhelpers.hardware ([search.hardware])
     evaluator -> *_kind -> kinds      Evaluator (callable + context), Kind, the KINDS map
     config                            SearchConfig from TOML
     study, budget                     context-checked studies, results tables; budgets and status
@@ -50,6 +51,10 @@ TOML format (MASE style; see configs/*.toml)::
     [search.strategy.metrics]                # metric -> direction (and scale for the weighted sum)
     accuracy = {direction = "maximize", scale = 1.0}
     bops = {direction = "minimize", scale = 1e-6}
+    # luts, ffs, carry4 or latency_cycles here synthesizes every trial; optional settings (defaults shown):
+    [search.hardware]                        # see labhelpers.search.hardware_metrics
+    rows = 1000
+    verify = true
 
 Search parameters are named ``<key>/<field>`` (``linear/data_in``, ``seq_blocks_2/weight``); a
 (width, frac_width) pair travels through Optuna as the string ``"(8, 4)"``. Numeric choices are
@@ -57,7 +62,8 @@ sorted (so ordered samplers see them in order); a repeated choice is an error. S
 journal file in the run folder (``runs/search/<study name>/journal.log``; any Optuna storage URL works:
 :func:`get_storage`); re-running the same study
 name resumes it and only runs the remaining trial budget. A study keeps its context (:func:`study_context`:
-sampler, objective, space and its fixed part, data, checkpoint, training settings), stored by the process that creates it;
+sampler, objective, space and its fixed part, data, checkpoint, training settings, hardware settings and tool versions),
+stored by the process that creates it;
 resuming it in another context is refused.
 """
 from __future__ import annotations

@@ -7,6 +7,7 @@ from pathlib import Path
 from .. import validate
 from .._toml import read_toml
 from .evaluator import context_of
+from .hardware_metrics import hardware_settings
 from .kinds import get_kind
 from .objective import Objective, objective_from_toml
 from .samplers import check_sampler
@@ -29,6 +30,7 @@ class SearchConfig:
     model: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
     path: Path | None = None
+    hardware: dict = field(default_factory=dict)   # [search.hardware] settings; {} unless the objective names luts...
 
 
 def load_config(path: str | Path, **setup_overrides) -> SearchConfig:
@@ -53,7 +55,7 @@ def parse_config(raw: dict, path: Path | None = None) -> SearchConfig:
     search = raw.get("search")
     if not isinstance(search, dict) or "search_space" not in search:
         raise ValueError(f"config lacks [search.search_space]; see {EXAMPLE}")
-    check_keys(search, {"search_space", "strategy"}, "[search]")
+    check_keys(search, {"search_space", "strategy", "hardware"}, "[search]")
     if not isinstance(search["search_space"], dict):
         raise ValueError(f"[search.search_space] must be a table, got {search['search_space']!r}; see {EXAMPLE}")
     kind_name = search["search_space"].get("kind", "quantize")
@@ -72,7 +74,8 @@ def parse_config(raw: dict, path: Path | None = None) -> SearchConfig:
         raise ValueError(f"[search.strategy.metrics] {unknown} are not metrics of kind {kind_name!r}; "
                          f"choose from {list(kind.metrics)}")
     cfg = SearchConfig(space=kind.parse(search["search_space"]), objective=objective, kind=kind_name,
-                       model=raw.get("model", {}), data=raw.get("data", {}), path=path, **_setup(setup))
+                       model=raw.get("model", {}), data=raw.get("data", {}), path=path,
+                       hardware=hardware_settings(search.get("hardware"), objective.metrics), **_setup(setup))
     _check_model_data(cfg)
     return cfg
 

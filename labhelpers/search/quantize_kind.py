@@ -7,11 +7,13 @@ from pathlib import Path
 
 from ..passes import quantize
 from .evaluator import Evaluator, Kind
+from .hardware_metrics import METRICS as HARDWARE_METRICS
+from .hardware_metrics import hardware_context, with_hardware
 from .space import Space, check_keys, sorted_choices, split_fixed
 
 FIELDS = ("name", *quantize.FIELDS, *quantize.PREFIXES)
 METRICS = ("accuracy", "loss", "params", "size_bits", "macs", "flops", "bops", "mac_bitops",
-           "latency_ms", "latency_iqr_ms")
+           "latency_ms", "latency_iqr_ms", *HARDWARE_METRICS)
 
 
 def quantize_space(section: dict) -> Space:
@@ -86,7 +88,8 @@ def pass_args(by: str, fixed: dict, params: dict) -> dict:
 
 
 def quantize_evaluator(cfg, *, checkpoint: str | None = None, dataset: str | None = None) -> Evaluator:
-    """Checkpoint -> float graph -> :func:`labhelpers.metrics.load_evaluator`, with the study's context."""
+    """Checkpoint -> float graph -> :func:`labhelpers.metrics.load_evaluator`, with the study's context; with
+    ``cfg.hardware`` (the objective names luts...), each trial is also synthesized (:mod:`.hardware_metrics`)."""
     from .. import metrics
 
     split = cfg.data.get("split", "val")
@@ -95,8 +98,11 @@ def quantize_evaluator(cfg, *, checkpoint: str | None = None, dataset: str | Non
                                       split=split, with_latency=any(m.startswith("latency") for m in cfg.objective.metrics))
     # every point has the same tables: the first one shows a config that does not fit the graph before any trial
     quantize.quantize_transform_pass(evaluate.graph, cfg.space.to_config(next(cfg.space.grid())))
-    return Evaluator(evaluate, {"dataset_fingerprint": evaluate.data.fingerprint,
-                                "checkpoint_sha256": sha256(evaluate.checkpoint), "split": split})
+    context = {"dataset_fingerprint": evaluate.data.fingerprint, "checkpoint_sha256": sha256(evaluate.checkpoint),
+               "split": split}
+    if cfg.hardware:
+        return Evaluator(with_hardware(evaluate, cfg.hardware), {**context, "hardware": hardware_context(cfg.hardware)})
+    return Evaluator(evaluate, context)
 
 
 def sha256(path) -> str:
