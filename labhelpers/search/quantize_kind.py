@@ -5,13 +5,14 @@ import hashlib
 import itertools
 from pathlib import Path
 
+from .. import validate
 from ..passes import quantize
 from .evaluator import Evaluator, Kind
 from .hardware_metrics import METRICS as HARDWARE_METRICS
 from .hardware_metrics import hardware_context, with_hardware
 from .space import Space, check_keys, sorted_choices, split_fixed
 
-FIELDS = ("name", *quantize.FIELDS, *quantize.PREFIXES)
+FIELDS = ("name", *quantize.FIELDS, *quantize.PREFIXES, *quantize.MODE_FIELDS)  # rounding/overflow too
 METRICS = ("accuracy", "loss", "params", "size_bits", "macs", "flops", "bops", "mac_bitops",
            "latency_ms", "latency_iqr_ms", *HARDWARE_METRICS)
 
@@ -50,6 +51,9 @@ def _fields(config: dict, where: str) -> dict[str, list]:
                                                         fields.get(f"{prefix}_frac_width", [None]))
         for pair in pairs:
             _check_pair(prefix, pair, where)
+    for mode, allowed in quantize.MODE_FIELDS.items():
+        for choice in fields.get(mode, []):
+            validate.one_of(mode, choice, allowed, f"{where} ")
     return fields
 
 

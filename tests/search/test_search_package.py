@@ -82,3 +82,17 @@ def test_metrics_are_one_user_attribute_and_old_studies_still_read():
     study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"accuracy": 0.5, "requeued": True}))
     study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={search.METRICS_ATTR: {"accuracy": 0.7}}))
     assert [search.metrics_of(t) for t in study.trials] == [{"accuracy": 0.5, "requeued": True}, {"accuracy": 0.7}]
+
+
+def test_quantize_space_searches_rounding_and_overflow_modes():
+    """The pass's rounding/overflow fields are search fields like the widths; a bad mode names the field."""
+    section = {"kind": "quantize", "seed": {"linear": {"config": {
+        "name": "integer", "data_in": [[8, 4]], "weight": [[8, 4]], "bias": [[8, 4]],
+        "rounding": ["nearest-even", "truncate"], "overflow": "wrap"}}}}
+    space = search.quantize_space(section)
+    assert space.choices == {"linear/rounding": ["nearest-even", "truncate"]}
+    configs = [space.to_config(p)["linear"]["config"] for p in space.grid()]
+    assert [(c["rounding"], c["overflow"]) for c in configs] == [("nearest-even", "wrap"), ("truncate", "wrap")]
+    section["seed"]["linear"]["config"]["overflow"] = "clip"
+    with pytest.raises(ValueError, match="overflow='clip' is not allowed: use one of 'saturate', 'wrap'"):
+        search.quantize_space(section)
