@@ -1,6 +1,8 @@
 """`python -m labhelpers release`: student notebooks with solutions stubbed, and the round trip back."""
 from __future__ import annotations
 
+import copy
+
 import nbformat
 import pytest
 
@@ -87,3 +89,26 @@ def test_release_refuses_a_notebook_without_solutions(tmp_path):
     nbformat.write(nb, tmp_path / "plain.ipynb")
     with pytest.raises(ValueError, match="plain.ipynb: no '### BEGIN SOLUTION' blocks"):
         release.release(tmp_path / "out", notebooks=[tmp_path / "plain.ipynb"])
+
+
+def with_question_and_answer(nb):
+    """The fixture plus a locked question cell and an nbgrader answer cell, as Lab 4's conclusions are."""
+    nb = copy.deepcopy(nb)
+    question = nbformat.v4.new_markdown_cell("**Question (task 2).** Is the mean close to 0?")
+    question.metadata["nbgrader"] = {"grade": False, "solution": False, "locked": True,
+                                     "grade_id": "mini-task2-q1-question", "schema_version": 3}
+    answer = nbformat.v4.new_markdown_cell(f"{cells.ANSWER} Yes: 0.1 against a standard error of 0.3.")
+    answer.metadata["nbgrader"] = {"grade": True, "solution": True, "locked": False, "points": 1,
+                                   "grade_id": "mini-task2-q1", "schema_version": 3}
+    nb.cells += [question, answer]
+    return nb
+
+
+def test_release_blanks_answer_cells_and_keeps_questions(reference):
+    original = with_question_and_answer(cells.read(reference))
+    student = release.student_notebook(original)
+    question, answer = student.cells[-2:]
+    assert answer.source == release.ANSWER_STUB == "**Answer.** YOUR ANSWER HERE"
+    assert "standard error of 0.3" not in nbformat.writes(student)
+    assert answer.metadata == original.cells[-1].metadata and question.source == original.cells[-2].source
+    assert cells.is_solution(answer) and not cells.is_solution(question) and cells.is_locked(question)
