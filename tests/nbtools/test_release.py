@@ -28,7 +28,9 @@ def paste_solutions(student, original):
 
 
 def _solution_body(block: str) -> list[str]:
-    return block.split(release.END)[0].splitlines()[1:-1]
+    """The lines between the BEGIN line and the END line (an indented END leaves its indentation as a last line)."""
+    lines = block.split(release.END)[0].splitlines()[1:]
+    return lines[:-1] if lines and not lines[-1].strip() else lines
 
 
 def test_strip_solutions_keeps_signature_docstring_and_indentation():
@@ -112,3 +114,20 @@ def test_release_blanks_answer_cells_and_keeps_questions(reference):
     assert "standard error of 0.3" not in nbformat.writes(student)
     assert answer.metadata == original.cells[-1].metadata and question.source == original.cells[-2].source
     assert cells.is_solution(answer) and not cells.is_solution(question) and cells.is_locked(question)
+
+
+def test_lab4_release_blanks_every_answer_and_stubs_every_solution():
+    """The committed Lab 4: no reference answer or solution in the student notebook, and pasting the
+    solutions back gives the instructor's code cells (whose stored outputs show the self-checks passing)."""
+    original = cells.read(cells.lab_path("lab4"))
+    student = release.student_notebook(original, "lab4")
+    answers = [i for i, c in enumerate(original.cells) if cells.is_answer(c)]
+    assert len(answers) >= 8 and all(original.cells[i - 1].metadata["nbgrader"]["locked"] for i in answers)
+    assert all(student.cells[i].source == release.ANSWER_STUB for i in answers)
+    text = "\n".join(c.source for c in student.cells)
+    assert not any(original.cells[i].source[len(cells.ANSWER):][:60] in text for i in answers)
+    assert release.solution_count(student) == 0 and text.count(release.STUB) == release.solution_count(original) >= 6
+    restored = paste_solutions(student, original)
+    unmarked = [[line for line in c.source.splitlines() if line.strip() not in (release.BEGIN, release.END)]
+                for c in original.cells if c.cell_type == "code"]
+    assert [c.source.splitlines() for c in restored.cells if c.cell_type == "code"] == unmarked
