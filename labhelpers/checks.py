@@ -108,3 +108,117 @@ def check_param_count(fn) -> None:
     for args, expected in PARAM_CASES:
         _compare("param_count", args, fn(*args), expected)
     print("parameter count check passed")
+
+
+# Whole, consistent configs of JSC-Three-Linear's linear layers (seq_blocks_2, _4, _6), one mode at a time
+# where possible; the expected widths are those of labhelpers.passes.channels.redefine_linear_transform_pass.
+LINEAR_PASS_CASES = (
+    ("output_only", {"seq_blocks_2": {"name": "output_only", "channel_multiplier": 2},
+                     "seq_blocks_4": {"name": "input_only", "channel_multiplier": 2}}),
+    ("input_only", {"seq_blocks_4": {"name": "output_only", "channel_multiplier": 3},
+                    "seq_blocks_6": {"name": "input_only", "channel_multiplier": 3}}),
+    ("both", {"seq_blocks_2": {"name": "output_only", "channel_multiplier": 2},
+              "seq_blocks_4": {"name": "both", "channel_multiplier": 2},
+              "seq_blocks_6": {"name": "input_only", "channel_multiplier": 2}}),
+    ("both", {"seq_blocks_2": {"name": "output_only", "channel_multiplier_output": 2},
+              "seq_blocks_4": {"name": "both", "channel_multiplier_input": 2, "channel_multiplier_output": 4},
+              "seq_blocks_6": {"name": "input_only", "channel_multiplier_input": 4}}),
+    ("no change (default name None)", {}),
+)
+
+
+def _traced(inplace_relus: bool = False):
+    from . import graph, models
+
+    model = models.build("jsc-three-linear")
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = inplace_relus
+    return graph.trace(model)
+
+
+def _linear_shapes(g) -> dict:
+    return {node: (m.in_features, m.out_features) for node, m in g.modules.items() if isinstance(m, nn.Linear)}
+
+
+def _pass_result(name: str, what: str, result):
+    assert isinstance(result, tuple) and len(result) == 2, \
+        f"{name} on {what}: a pass returns (graph, info), got {type(result).__name__}"
+    return result[0]
+
+
+def check_linear_pass(fn) -> None:
+    """``fn(graph, pass_args) -> (graph, info)`` must resize JSC-Three-Linear's linear layers as the library's
+    ``channels.redefine_linear_transform_pass`` does, in every mode, without touching the caller's graph or config."""
+    import copy
+
+    from .passes import channels
+
+    for mode, nodes in LINEAR_PASS_CASES:
+        pass_args = {"by": "name", "default": {"config": {"name": None}},
+                     **{node: {"config": config} for node, config in nodes.items()}}
+        kept, base = copy.deepcopy(pass_args), _traced()
+        expected = _linear_shapes(channels.redefine_linear_transform_pass(base, pass_args)[0])
+        got = _pass_result("linear pass", f"mode {mode}", fn(base, pass_args))
+        for node, shape in _linear_shapes(got).items():
+            assert shape == expected[node], (f"mode {mode!r}: {node} with config {nodes.get(node, 'default')} should "
+                                             f"become Linear{expected[node]}, got Linear{shape}")
+        assert _linear_shapes(base) == {n: (16, 16) if n != "seq_blocks_6" else (16, 5) for n in expected}, \
+            f"mode {mode!r}: the caller's graph was changed; copy it first (graph.copy())"
+        assert pass_args == kept, f"mode {mode!r}: the caller's pass_args were changed; never pop or edit them"
+        _compare("output shape", (mode,), tuple(got(torch.zeros(2, 16)).shape), (2, 5))
+    print("linear transform pass check passed")
+
+
+def check_relu_pass(fn) -> None:
+    """``fn(graph) -> (graph, info)``: every ReLU a fresh ``nn.ReLU()`` (not in place), nothing else changed."""
+    base = _traced(inplace_relus=True)
+    got = _pass_result("relu pass", "JSC-Three-Linear", fn(base))
+    relus = [n for n, m in base.modules.items() if isinstance(m, nn.ReLU)]
+    _compare("ReLU nodes", (), [n for n, m in got.modules.items() if isinstance(m, nn.ReLU)], relus)
+    inplace = [n for n in relus if got.modules[n].inplace]
+    assert not inplace, f"ReLUs {inplace} are still in place: replace each with nn.ReLU() (nn.ReLU(16) means inplace=True)"
+    assert all(base.modules[n].inplace for n in relus), "the caller's graph was changed; copy it first (graph.copy())"
+    _compare("linear shapes", (), _linear_shapes(got), _linear_shapes(base))
+    print("ReLU pass check passed")
+
+
+def check_train_and_score(fn, data, settings, batched, hidden=(16, 16), tol: float = 0.005) -> dict:
+    """``fn(hidden, settings, init_seed) -> {"val_accuracy", "test_accuracy"}`` against the batched trainer.
+
+    ``batched``: a table of ``labhelpers.training.train_many`` (e.g. ``nas.uniform_search(...).table``) with
+    the row of ``hidden`` and init seed ``settings.seed``, trained with the same ``settings``. The batched
+    trainer gives each network the result of training it alone up to float rounding, which grows over
+    10 epochs (benchmarks/batched_equivalence.py: at most 0.0017 val, 0.0027 test over 50 networks), so
+    ``tol`` is 0.005, well below the seed-to-seed spread. Returns the absolute differences.
+    """
+    row = batched[(batched["h1"] == hidden[0]) & (batched["h2"] == hidden[1]) & (batched["seed"] == settings.seed)]
+    assert len(row) == 1, f"the batched table has no single row for hidden={hidden}, seed={settings.seed}"
+    got = fn(tuple(hidden), settings, settings.seed)
+    missing = {"val_accuracy", "test_accuracy"} - set(got)
+    assert not missing, f"train_and_score must return a dict with {sorted(missing)} (got keys {sorted(got)})"
+    diffs = {}
+    for key in ("val_accuracy", "test_accuracy"):
+        expected = float(row[key].iloc[0])
+        diffs[key] = abs(float(got[key]) - expected)
+        assert diffs[key] <= tol, (
+            f"train_and_score{tuple(hidden)}: {key} {float(got[key]):.4f}, the batched trainer {expected:.4f} "
+            f"(tolerance {tol}): seed torch with init_seed right before models.build(..., final_relu="
+            f"settings.final_relu), train with training.train(model, data, settings), score with metrics.accuracy_loss")
+    print("training loop check passed")
+    return diffs
+
+
+def check_per_layer_space(cfg, widths, settings) -> None:
+    """A parsed search config (``search.parse_config``) for task 3: kind architecture, h1 and h2 over ``widths``,
+    and the training settings of ``settings`` (a TrainSettings), every field."""
+    assert cfg.kind == "architecture", f"[search.search_space] kind = {cfg.kind!r}: it must be \"architecture\""
+    for name in ("h1", "h2"):
+        got = cfg.space.choices.get(name, cfg.space.fixed.get("hidden", {}).get(name))
+        got = got if isinstance(got, list) else [got]
+        assert got == sorted(widths), f"hidden {name} = {got}: it must be the task's widths {sorted(widths)}"
+    train = cfg.space.fixed["train"]
+    for key, value in settings.to_dict().items():
+        if key in train:
+            assert train[key] == value, f"[search.search_space.train] {key} = {train[key]!r}, but the task trains with {value!r}"
+    print("per-layer search space check passed")

@@ -73,7 +73,7 @@ def ground_truth(data: JSC, hidden=None, settings: TrainSettings = TrainSettings
         raise ValueError(f"hidden lists {duplicates} more than once; give each architecture once")
     result = train_many(hidden, data, settings, evaluate_every_epoch=False, progress=progress)
     table = _mean_over_seeds(result.table, settings.n_seeds)
-    return with_costs(table) if costs else table
+    return with_costs(table, settings.final_relu) if costs else table
 
 
 def save_table(table: pd.DataFrame, path: str | Path, settings: TrainSettings, context: dict, *,
@@ -199,16 +199,20 @@ def params_of(hidden) -> int:
 
 # ----------------------------------------------------------------------------- costs
 
-def costs_of(hidden) -> dict[str, float]:
-    """params, size_bits, macs, flops, bops, mac_bitops of float JSC-Three-Linear (``labhelpers.metrics``)."""
+def costs_of(hidden, final_relu: bool = True) -> dict[str, float]:
+    """params, size_bits, macs, flops, bops, mac_bitops of float JSC-Three-Linear (``labhelpers.metrics``).
+
+    ``final_relu``: the network as trained, with or without the ReLU on the logits (its 5 comparisons
+    count as FLOPs).
+    """
     from . import graph, metrics
 
-    return metrics.costs(graph.trace(models.build("jsc-three-linear", hidden=list(hidden))))
+    return metrics.costs(graph.trace(models.build("jsc-three-linear", hidden=list(hidden), final_relu=final_relu)))
 
 
-def with_costs(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` (with h1, h2 columns) plus the cost columns of every architecture."""
-    rows = pd.DataFrame([costs_of(h) for h in zip(table["h1"], table["h2"])], index=table.index)
+def with_costs(table: pd.DataFrame, final_relu: bool = True) -> pd.DataFrame:
+    """``table`` (with h1, h2 columns) plus the cost columns of every architecture (see :func:`costs_of`)."""
+    rows = pd.DataFrame([costs_of(h, final_relu) for h in zip(table["h1"], table["h2"])], index=table.index)
     return pd.concat([table.drop(columns=[c for c in rows.columns if c in table.columns]), rows], axis=1)
 
 

@@ -95,6 +95,15 @@ def test_costs_come_from_metrics(jsc):
     assert row["bops"] > 0
 
 
+def test_costs_follow_final_relu(jsc):
+    """The ReLU on the logits adds 5 comparisons (FLOPs) and nothing else; tables count the network as trained."""
+    with_relu, without = nas.costs_of((16, 32), final_relu=True), nas.costs_of((16, 32), final_relu=False)
+    assert with_relu["flops"] - without["flops"] == 5
+    assert {k: v for k, v in with_relu.items() if k != "flops"} == {k: v for k, v in without.items() if k != "flops"}
+    table = nas.ground_truth(jsc, [(16, 32)], TrainSettings(epochs=1, batch_size=256, final_relu=False), progress=False)
+    assert table.iloc[0]["flops"] == without["flops"]
+
+
 def test_final_relu_variant_and_seed_summary(jsc, tmp_path):
     settings = TrainSettings(epochs=1, batch_size=256, n_seeds=2, final_relu=False)
     result = nas.uniform_search(jsc, (1, 2), settings, progress=False)

@@ -8,6 +8,9 @@ Conventions the lab notebooks follow (and :mod:`labhelpers.nbtools` relies on):
 - self-check cells print a line ending in ``passed`` (:func:`passed_lines`);
 - solution code sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` lines
   (:mod:`labhelpers.nbtools.release`);
+- a written answer is a markdown cell starting with ``**Answer.**`` whose metadata is nbgrader's
+  manually graded solution cell (``{"nbgrader": {"solution": true, "grade": true, ...}}``);
+  :func:`is_solution` is the one test of "the student writes this cell" (release and grade);
 - a task starts at a markdown heading ``## Task <n>: ...``.
 
 Cells are named as nbval names them: ``Cell k`` counts *code* cells from 0. Reports add the
@@ -25,6 +28,8 @@ import nbformat
 
 from .. import validate
 
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+ANSWER = "**Answer.**"
 LABS = {"lab3": "lab3_quantization_search.ipynb", "lab4": "lab4_architecture_search.ipynb"}
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # labhelpers/
 _TASK = re.compile(r"^\s*#{1,6}\s*(Task\s*\d+)", re.IGNORECASE | re.MULTILINE)
@@ -66,6 +71,27 @@ def _why_invalid(exc) -> str:
         return f"{type(exc).__name__}: {at} does not match the nbformat 4 schema"
     first = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first if len(first) <= 120 else first[:117] + '...'}"
+
+
+def is_solution(cell) -> bool:
+    """True for a cell the student writes: code with a ``### BEGIN SOLUTION`` block, or nbgrader ``solution: true``.
+
+    Release stubs such cells and the grader never compares their source. Call it on the *reference*'s
+    cell: a submission's own metadata never turns a locked cell into a solution.
+    """
+    nbgrader = cell.get("metadata", {}).get("nbgrader", {})
+    return nbgrader.get("solution") is True or (cell.cell_type == "code" and BEGIN in cell.source)
+
+
+def is_answer(cell) -> bool:
+    """A written answer: a markdown solution cell (its reference text is replaced on release)."""
+    return cell.cell_type == "markdown" and is_solution(cell)
+
+
+def is_locked(cell) -> bool:
+    """A markdown cell nbgrader locks (``locked: true``) and that is no answer: the student must not edit it."""
+    return cell.cell_type == "markdown" and not is_solution(cell) \
+        and cell.get("metadata", {}).get("nbgrader", {}).get("locked") is True
 
 
 def code_indices(nb) -> list[int]:

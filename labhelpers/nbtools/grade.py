@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..numerics import fresh_platform_info
-from .cells import LABS, code_indices, lab_path, pair_cells, passed_lines, problem, read, task_of_cells
+from .cells import (BEGIN, LABS, code_indices, is_locked, is_solution, lab_path, pair_cells, passed_lines, problem, read,
+                    task_of_cells)
 from .compare import shorten
-from .release import BEGIN, STUB, strip_solutions
+from .release import STUB, strip_solutions
 from .reproduce import check_reproduces
 from .sandbox import isolation_available
 
@@ -53,7 +54,7 @@ def check_self_checks(nb, reference) -> list[dict]:
     problems, used = [], set()
     for ref_cell in (c for c in reference.cells if c.cell_type == "code" and passed_lines(c)):
         wanted = _released_lines(ref_cell.source)
-        same = _in_order if BEGIN in ref_cell.source else (lambda a, b: a == b)  # a cell without a solution: as released
+        same = _in_order if is_solution(ref_cell) else (lambda a, b: a == b)  # a cell without a solution: as released
         index = next((i for i in code_indices(nb) if i not in used and same(wanted, _released_lines(nb.cells[i].source))), None)
         if index is None:
             problems.append({"cell": f"self-check `{shorten(wanted[-1] if wanted else '', 50)}`", "index": None,
@@ -81,10 +82,12 @@ def _normalized(source: str) -> list[str]:
 
 
 def check_locked(nb, reference, pairs: dict[int, int]) -> list[dict]:
-    """Reference code cells must all be present; cells without a solution block (locked) unchanged.
+    """Reference code cells must all be present; those that are no solution (:func:`is_solution`) unchanged,
+    and so must the reference's locked markdown cells (:func:`is_locked`, paired by cell id).
 
-    Self-check cells are left to :func:`check_self_checks`. The report names the submission's cell and
-    never quotes the reference's source.
+    Whether a cell is a solution is read from the reference, never from the submission. Self-check cells
+    are left to :func:`check_self_checks`; answer cells are the student's and never compared. The report
+    names the submission's cell and never quotes the reference's source.
     """
     problems = []
     for r in code_indices(reference):
@@ -92,9 +95,22 @@ def check_locked(nb, reference, pairs: dict[int, int]) -> list[dict]:
         if r not in pairs:
             problems.append({"cell": f"reference cell {code_indices(reference).index(r)}", "index": None, "task": None,
                              "message": "is missing from the submission (released cells must not be deleted)"})
-        elif BEGIN not in ref_cell.source and not passed_lines(ref_cell) \
+        elif not is_solution(ref_cell) and not passed_lines(ref_cell) \
                 and _normalized(nb.cells[pairs[r]].source) != _normalized(ref_cell.source):
             problems.append(problem(nb, pairs[r], "was edited, but it is a locked cell: restore it as released"))
+    return problems + _check_locked_markdown(nb, reference)
+
+
+def _check_locked_markdown(nb, reference) -> list[dict]:
+    by_id = {cell.get("id"): i for i, cell in enumerate(nb.cells) if cell.get("id")}
+    problems = []
+    for ref_cell in (c for c in reference.cells if is_locked(c)):
+        index = by_id.get(ref_cell.get("id"))
+        if index is None:
+            problems.append({"cell": f"markdown cell {ref_cell.get('id')}", "index": None, "task": None,
+                             "message": "is missing from the submission (released cells must not be deleted)"})
+        elif _normalized(nb.cells[index].source) != _normalized(ref_cell.source):
+            problems.append(problem(nb, index, "was edited, but it is a locked (question) cell: restore it as released"))
     return problems
 
 

@@ -1,8 +1,10 @@
 """The student release: solution blocks become ``NotImplementedError`` stubs, outputs are cleared.
 
 Solution code sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` lines (:data:`BEGIN`,
-:data:`END`); :func:`strip_solutions` replaces each block with :data:`STUB`. The grader
-(:mod:`labhelpers.nbtools.grade`) reads the same markers to tell locked cells from solution cells.
+:data:`END`); :func:`strip_solutions` replaces each block with :data:`STUB`. A written answer (a
+markdown cell with nbgrader ``solution: true``) becomes :data:`ANSWER_STUB`. The grader
+(:mod:`labhelpers.nbtools.grade`) tells solution cells from locked ones with the same predicate,
+:func:`labhelpers.nbtools.cells.is_solution`.
 """
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from pathlib import Path
 import nbformat
 
 from .. import validate
-from .cells import LABS, check_targets, clear_outputs, lab_path, parameters_index, read
+from .cells import ANSWER, BEGIN, END, LABS, check_targets, clear_outputs, is_answer, lab_path, parameters_index, read
 
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+__all__ = ["ANSWER_STUB", "BEGIN", "END", "STUB", "release", "solution_count", "strip_solutions", "student_notebook"]
+ANSWER_STUB = f"{ANSWER} YOUR ANSWER HERE"
 STUB = 'raise NotImplementedError("replace this line with your solution")'
 
 
@@ -42,10 +45,12 @@ def strip_solutions(source: str, where="cell") -> str:
 
 
 def student_notebook(nb, where="notebook") -> nbformat.NotebookNode:
-    """The student version: solutions stubbed, outputs cleared; parameters and self-check cells kept."""
+    """The student version: solutions stubbed, answers blanked, outputs cleared; parameters and self-checks kept."""
     nb = clear_outputs(nb)
     for index, cell in enumerate(nb.cells):
-        if BEGIN in cell.source:
+        if is_answer(cell):
+            cell.source = ANSWER_STUB
+        elif BEGIN in cell.source:
             label = f"{where} cell {index}"
             cell.source = strip_solutions(cell.source, label) if cell.cell_type == "code" \
                 else _strip_markdown(cell.source, label)

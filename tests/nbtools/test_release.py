@@ -1,6 +1,8 @@
 """`python -m labhelpers release`: student notebooks with solutions stubbed, and the round trip back."""
 from __future__ import annotations
 
+import copy
+
 import nbformat
 import pytest
 
@@ -26,7 +28,9 @@ def paste_solutions(student, original):
 
 
 def _solution_body(block: str) -> list[str]:
-    return block.split(release.END)[0].splitlines()[1:-1]
+    """The lines between the BEGIN line and the END line (an indented END leaves its indentation as a last line)."""
+    lines = block.split(release.END)[0].splitlines()[1:]
+    return lines[:-1] if lines and not lines[-1].strip() else lines
 
 
 def test_strip_solutions_keeps_signature_docstring_and_indentation():
@@ -87,3 +91,43 @@ def test_release_refuses_a_notebook_without_solutions(tmp_path):
     nbformat.write(nb, tmp_path / "plain.ipynb")
     with pytest.raises(ValueError, match="plain.ipynb: no '### BEGIN SOLUTION' blocks"):
         release.release(tmp_path / "out", notebooks=[tmp_path / "plain.ipynb"])
+
+
+def with_question_and_answer(nb):
+    """The fixture plus a locked question cell and an nbgrader answer cell, as Lab 4's conclusions are."""
+    nb = copy.deepcopy(nb)
+    question = nbformat.v4.new_markdown_cell("**Question (task 2).** Is the mean close to 0?")
+    question.metadata["nbgrader"] = {"grade": False, "solution": False, "locked": True,
+                                     "grade_id": "mini-task2-q1-question", "schema_version": 3}
+    answer = nbformat.v4.new_markdown_cell(f"{cells.ANSWER} Yes: 0.1 against a standard error of 0.3.")
+    answer.metadata["nbgrader"] = {"grade": True, "solution": True, "locked": False, "points": 1,
+                                   "grade_id": "mini-task2-q1", "schema_version": 3}
+    nb.cells += [question, answer]
+    return nb
+
+
+def test_release_blanks_answer_cells_and_keeps_questions(reference):
+    original = with_question_and_answer(cells.read(reference))
+    student = release.student_notebook(original)
+    question, answer = student.cells[-2:]
+    assert answer.source == release.ANSWER_STUB == "**Answer.** YOUR ANSWER HERE"
+    assert "standard error of 0.3" not in nbformat.writes(student)
+    assert answer.metadata == original.cells[-1].metadata and question.source == original.cells[-2].source
+    assert cells.is_solution(answer) and not cells.is_solution(question) and cells.is_locked(question)
+
+
+def test_lab4_release_blanks_every_answer_and_stubs_every_solution():
+    """The committed Lab 4: no reference answer or solution in the student notebook, and pasting the
+    solutions back gives the instructor's code cells (whose stored outputs show the self-checks passing)."""
+    original = cells.read(cells.lab_path("lab4"))
+    student = release.student_notebook(original, "lab4")
+    answers = [i for i, c in enumerate(original.cells) if cells.is_answer(c)]
+    assert len(answers) >= 8 and all(original.cells[i - 1].metadata["nbgrader"]["locked"] for i in answers)
+    assert all(student.cells[i].source == release.ANSWER_STUB for i in answers)
+    text = "\n".join(c.source for c in student.cells)
+    assert not any(original.cells[i].source[len(cells.ANSWER):][:60] in text for i in answers)
+    assert release.solution_count(student) == 0 and text.count(release.STUB) == release.solution_count(original) >= 6
+    restored = paste_solutions(student, original)
+    unmarked = [[line for line in c.source.splitlines() if line.strip() not in (release.BEGIN, release.END)]
+                for c in original.cells if c.cell_type == "code"]
+    assert [c.source.splitlines() for c in restored.cells if c.cell_type == "code"] == unmarked
