@@ -118,6 +118,31 @@ def best_so_far(summary: pd.DataFrame, *, ylabel: str = "best so far", axes=None
     return _finish(axes, created)
 
 
+def versus(table: pd.DataFrame, x: str, y: str, *, ax=None, label: str | None = None, xscale: str | None = None,
+           title: str | None = None):
+    """``y`` against ``x``, one dot per row (e.g. measured LUTs against BOPs). Returns the Axes."""
+    created = ax is None
+    ax = _new_axes(ax, (6, 4))
+    ax.scatter(table[x], table[y], s=16, alpha=0.7, label=label)
+    if xscale:
+        ax.set_xscale(xscale)
+    _axes(ax, xlabel=x, ylabel=y, title=title, legend=label is not None)
+    return _finish(ax, created)
+
+
+def estimated_vs_measured(estimated, measured, *, ax=None, label: str | None = None, unit: str = "LUTs",
+                          title: str | None = None):
+    """Estimates against measurements with the diagonal y = x (on it: a perfect estimate). Returns the Axes."""
+    created = ax is None
+    ax = _new_axes(ax, (5, 5))
+    estimated, measured = np.asarray(estimated, float), np.asarray(measured, float)
+    ax.scatter(measured, estimated, s=16, alpha=0.7, label=label)
+    span = [min(estimated.min(), measured.min()), max(estimated.max(), measured.max())]
+    ax.plot(span, span, color="grey", linewidth=1)
+    _axes(ax, xlabel=f"measured {unit}", ylabel=f"estimated {unit}", title=title, legend=label is not None)
+    return _finish(ax, created)
+
+
 # ============================================================================= Lab 4
 
 def training_curves(history: pd.DataFrame, by: str, *, value: str = "val_accuracy", ax=None,
