@@ -88,7 +88,6 @@ def save_table(table: pd.DataFrame, path: str | Path, settings: TrainSettings, c
 
     import torch
 
-    from . import validate
     from .numerics import platform_info
 
     path = Path(path)
@@ -102,19 +101,9 @@ def save_table(table: pd.DataFrame, path: str | Path, settings: TrainSettings, c
 
 def load_table(path: str | Path, settings: TrainSettings, context: dict) -> pd.DataFrame:
     """The ground-truth table saved by :func:`save_table`; ValueError if made with other ``settings`` or ``context``."""
-    import json
-
-    path = Path(path)
-    if not path.is_file() or not path.with_suffix(".json").is_file():
-        raise FileNotFoundError(f"table: no {path} (with {path.with_suffix('.json').name}); train it instead "
-                                "(the notebook's retrain_large = True) or restore it from git")
-    stored = json.loads(path.with_suffix(".json").read_text())["settings"]
-    settings = _stored(settings, context)
-    differ = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
-    if differ:
-        raise ValueError(f"table: {path.name} was made with other settings ({', '.join(differ)}: stored "
-                         f"{[stored.get(k) for k in differ]}, asked {[settings.get(k) for k in differ]}); "
-                         "retrain it (retrain_large = True)")
+    path = validate.table_made_with("table", path, _stored(settings, context),
+                                    make="train it instead (the notebook's retrain_large = True)",
+                                    redo="retrain it (retrain_large = True)")
     return pd.read_csv(path)
 
 

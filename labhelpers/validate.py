@@ -10,6 +10,7 @@ figure in ``imgs/``) is only replaced when the user passes ``--force`` (:data:`F
 """
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import re
@@ -117,3 +118,22 @@ def refuse_overwrite(name: str, paths, force: bool = False) -> None:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise FileExistsError(f"{name}: {existing[0]} exists{more}; pass {FORCE_FLAG} to overwrite it, "
                               f"or choose another path")
+
+
+def table_made_with(what: str, path, asked: dict, *, make: str, redo: str) -> Path:
+    """``path`` (a committed CSV whose ``.json`` sidecar holds its ``settings``) if it was made with ``asked``.
+
+    FileNotFoundError ``<what>: no <path> ...; <make> or restore it from git``; ValueError naming every setting
+    that differs, stored and asked values, then ``<redo>``. Lab 4's architecture table and Lab 3's synthesis
+    table are loaded this way, so that a table is never silently used for settings it was not made with.
+    """
+    path = Path(path)
+    sidecar = path.with_suffix(".json")
+    if not path.is_file() or not sidecar.is_file():
+        raise FileNotFoundError(f"{what}: no {path} (with {sidecar.name}); {make} or restore it from git")
+    stored = json.loads(sidecar.read_text())["settings"]
+    differ = sorted(k for k in set(stored) | set(asked) if stored.get(k) != asked.get(k))
+    if differ:
+        raise ValueError(f"{what}: {path.name} was made with other settings ({', '.join(differ)}: stored "
+                         f"{[stored.get(k) for k in differ]}, asked {[asked.get(k) for k in differ]}); {redo}")
+    return path

@@ -74,16 +74,9 @@ def load_table(path: str | Path, settings: dict) -> pd.DataFrame:
     Tool versions are provenance, not settings: loading needs no Yosys, and the figures are those of the
     versions recorded in the JSON.
     """
-    path = Path(path)
-    if not path.is_file() or not path.with_suffix(".json").is_file():
-        raise FileNotFoundError(f"synthesis table: no {path} (with {path.with_suffix('.json').name}); synthesize it "
-                                "(the notebook's resynthesize = True) or restore it from git")
-    stored = json.loads(path.with_suffix(".json").read_text())["settings"]
-    differ = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
-    if differ:
-        raise ValueError(f"synthesis table: {path.name} was made with other settings ({', '.join(differ)}: stored "
-                         f"{[stored.get(k) for k in differ]}, asked {[settings.get(k) for k in differ]}); "
-                         "resynthesize it (resynthesize = True)")
+    path = validate.table_made_with("synthesis table", path, settings,
+                                    make="synthesize it (the notebook's resynthesize = True)",
+                                    redo="resynthesize it (resynthesize = True)")
     return pd.read_csv(path)
 
 
