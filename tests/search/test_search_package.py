@@ -96,3 +96,32 @@ def test_quantize_space_searches_rounding_and_overflow_modes():
     section["seed"]["linear"]["config"]["overflow"] = "clip"
     with pytest.raises(ValueError, match="overflow='clip' is not allowed: use one of 'saturate', 'wrap'"):
         search.quantize_space(section)
+
+
+def test_register_sampler_adds_a_strategy_to_run_and_configs():
+    space = search.Space({"x": [1, 2, 3]}, to_config=lambda p: p)
+    made = []
+
+    def factory(space_, seed):
+        made.append(seed)
+        return optuna.samplers.BruteForceSampler(seed=seed)
+
+    assert search.register_sampler("toy-exhaustive", factory, exhaustive=True) is factory
+    try:
+        result = search.run(space, lambda c: {"value": float(c["x"])}, search.Objective({"value": ("maximize", 1.0)}),
+                            sampler="toy-exhaustive", n_trials=50, seed=3, storage="memory", progress=False)
+        assert made == [3] and len(result.table) == 3   # exhaustive: the budget is capped at the space's size
+        assert result.study.user_attrs[search.CONTEXT_ATTR]["sampler"] == "toy-exhaustive"
+        cfg = search.parse_config({"model": {"name": "jsc-tiny"}, "search": {"search_space": _quantize_section(),
+                                              "strategy": {"setup": {"sampler": "toy-exhaustive"},
+                                                           "metrics": {"accuracy": {"direction": "maximize"}}}}})
+        assert cfg.sampler == "toy-exhaustive"
+    finally:
+        search.SAMPLERS.pop("toy-exhaustive")
+        search.EXHAUSTIVE.discard("toy-exhaustive")
+    with pytest.raises(ValueError, match="sampler='toy-exhaustive' is unknown"):
+        search.make_sampler("toy-exhaustive", space, 0)
+    with pytest.raises(ValueError, match="'brute-force' is built in; register yours under another name"):
+        search.register_sampler("brute-force", factory)
+    with pytest.raises(ValueError, match="factory must be callable"):
+        search.register_sampler("toy", None)
