@@ -208,7 +208,7 @@ def test_binomial_interval_is_wilsons():
     assert metrics.binomial_interval(13, 20) == pytest.approx((0.43285, 0.81881), abs=1e-5)
     assert metrics.binomial_interval(20, 20) == pytest.approx((0.83887, 1.0), abs=1e-5)
     low, high = metrics.binomial_interval(0, 20)
-    assert low == 0.0 and 0.16 < high < 0.17
+    assert low == pytest.approx(0.0, abs=1e-12) and 0.16 < high < 0.17
     wide, narrow = metrics.binomial_interval(5, 10, 0.99), metrics.binomial_interval(5, 10, 0.9)
     assert wide[0] < narrow[0] < 0.5 < narrow[1] < wide[1]
     with pytest.raises(ValueError, match="k=21, n=20"):
