@@ -131,3 +131,23 @@ def test_lab4_release_blanks_every_answer_and_stubs_every_solution():
     unmarked = [[line for line in c.source.splitlines() if line.strip() not in (release.BEGIN, release.END)]
                 for c in original.cells if c.cell_type == "code"]
     assert [c.source.splitlines() for c in restored.cells if c.cell_type == "code"] == unmarked
+
+
+def test_lab3_release_blanks_every_answer_and_stubs_every_solution():
+    """The committed Lab 3, as Lab 4 above: answers blanked, the student's quantizer, cost functions, scoring
+    loop and brute-force strategy stubbed, and pasting the solutions back gives the instructor's code cells."""
+    original = cells.read(cells.lab_path("lab3"))
+    student = release.student_notebook(original, "lab3")
+    answers = [i for i, c in enumerate(original.cells) if cells.is_answer(c)]
+    assert len(answers) >= 8 and all(original.cells[i - 1].metadata["nbgrader"]["locked"] for i in answers)
+    assert all(student.cells[i].source == release.ANSWER_STUB for i in answers)
+    text = "\n".join(c.source for c in student.cells)
+    assert not any(original.cells[i].source[len(cells.ANSWER):][:60] in text for i in answers)
+    assert "**Conclusion" not in text and "McNemar p = 0.000389" not in text
+    assert release.solution_count(student) == 0 and text.count(release.STUB) == release.solution_count(original) >= 7
+    for built in ("def my_score", "class MyBruteForce", "def my_dense_bops", 'register_sampler("my-brute-force"'):
+        assert built in text
+    restored = paste_solutions(student, original)
+    unmarked = [[line for line in c.source.splitlines() if line.strip() not in (release.BEGIN, release.END)]
+                for c in original.cells if c.cell_type == "code"]
+    assert [c.source.splitlines() for c in restored.cells if c.cell_type == "code"] == unmarked
