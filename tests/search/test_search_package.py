@@ -186,3 +186,21 @@ def test_score_self_check_names_the_wrong_metric_and_carried_state():
         checks.check_score(sticky, evaluate, [{"w": 8}, {"w": 4}])
     with pytest.raises(AssertionError, match="changed the pass_args"):
         checks.check_score(lambda c: evaluate(c) | {"x": c.setdefault("x", 1)}, evaluate, [{"w": 8}])
+
+
+def test_best_so_far_plots_the_statistic_the_tables_quote():
+    import matplotlib
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from labhelpers import plots
+
+    curves = pd.DataFrame({"sampler": ["s"] * 6, "seed": [0, 0, 1, 1, 2, 2], "trial": [1, 2] * 3,
+                           "best": [1.0, 2.0, 1.0, 2.0, 4.0, 4.0]})
+    summary = search.curve_summary(curves, 4.0)
+    assert summary["best_median"].tolist() == [1.0, 2.0] and summary["best_mean"].tolist() == [2.0, 8 / 3]
+    left, right = plots.best_so_far(summary, center="median")
+    assert left.lines[0].get_ydata().tolist() == [1.0, 2.0] and right.lines[0].get_ydata().tolist() == [3.0, 2.0]
+    assert right.get_ylabel().startswith("median regret")
+    with pytest.raises(ValueError, match="center"):
+        plots.best_so_far(summary, center="mode")
