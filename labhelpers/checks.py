@@ -75,6 +75,69 @@ def check_bops(fn) -> None:
     print("BOPs check passed")
 
 
+# Hints for check_score: what a wrong value of each metric usually means.
+SCORE_HINTS = {
+    "accuracy": "score the quantized graph (not the float one) on the validation split, starting every call "
+                "from the float graph",
+    "loss": "score the quantized graph (not the float one) on the validation split, starting every call from the "
+            "float graph",
+    "size_bits": "your size function, or the widths you pass it",
+    "flops": "your FLOPs function",
+    "bops": "your BOPs function, or the widths you pass it (b_a is the input width, b_w the weight width)",
+}
+
+
+def check_score(fn, evaluate, configs) -> None:
+    """``fn(pass_args) -> {metric: value}`` must give, config after config, what ``evaluate`` gives
+    (``metrics.evaluator`` of the same float graph and split): quantize, evaluate, measure, from float every time."""
+    import copy
+
+    calls = list(configs) + list(configs[:1])   # the first config again: nothing may carry over between calls
+    for i, config in enumerate(calls):
+        kept = copy.deepcopy(config)
+        got, expected = fn(config), evaluate(config)
+        assert isinstance(got, dict), f"score must return a dict of metrics, got {type(got).__name__}"
+        missing = sorted(set(expected) - set(got))
+        assert not missing, (f"call {i + 1}: score returned {sorted(got)} but not {missing}: merge "
+                             f"metrics.accuracy_loss(...) with the costs of the quantized graph")
+        for key, value in expected.items():
+            assert math.isclose(float(got[key]), float(value), rel_tol=1e-9, abs_tol=1e-12), (
+                f"call {i + 1}: {key} = {got[key]}, metrics.evaluator gives {value}: "
+                f"{SCORE_HINTS.get(key, 'use metrics.costs of the quantized graph')}")
+        assert config == kept, f"call {i + 1}: score changed the pass_args it was given; passes copy, never edit"
+    print("score loop check passed")
+
+
+def check_brute_force(name: str, space, seeds=(0, 1)) -> None:
+    """The strategy registered as ``name`` must visit every point of ``space`` exactly once in ``space.size``
+    trials, for each seed, in an order that depends on the seed; and be registered as exhaustive."""
+    import optuna
+
+    from . import search
+    from .search.liveness import quiet_optuna
+
+    assert name in search.SAMPLERS, (f"no search strategy is registered as {name!r}: call "
+                                     f"search.register_sampler({name!r}, MyBruteForce, exhaustive=True)")
+    assert name in search.EXHAUSTIVE, (f"{name!r} is registered without exhaustive=True, so a run's budget is not "
+                                       f"capped at the {space.size} points of the space")
+    every = {tuple(sorted(space.encode(p).items())) for p in space.grid()}
+    orders = []
+    for seed in seeds:
+        with quiet_optuna():
+            study = optuna.create_study(sampler=search.make_sampler(name, space, seed), direction="maximize")
+            study.optimize(lambda trial: float(len(space.suggest(trial))), n_trials=space.size)
+        seen = [tuple(sorted(t.params.items())) for t in study.trials]
+        repeated = sorted({p for p in seen if seen.count(p) > 1})
+        missed = sorted(every - set(seen))
+        assert not repeated and not missed, (
+            f"seed {seed}: {space.size} trials visited {len(set(seen))} distinct points of {space.size}; "
+            f"repeated {[dict(p) for p in repeated[:2]]}, never visited {[dict(p) for p in missed[:2]]}")
+        orders.append(seen)
+    assert len(orders) < 2 or orders[0] != orders[1], (f"seeds {seeds[0]} and {seeds[1]} visit the points in the same "
+                                                       f"order: shuffle them with the seed")
+    print("brute-force strategy check passed")
+
+
 # ============================================================================= Lab 4
 
 # (multiplier of hidden layer 1, multiplier of hidden layer 2) -> (in, out) of JSC-Three-Linear's linear layers

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .validate import one_of
+
 
 def save(fig_or_ax, path: str | Path) -> Path:
     """Write the figure of ``fig_or_ax`` (a Figure, an Axes or an array of Axes) to ``path`` (PNG, 120 dpi).
@@ -98,22 +100,24 @@ def pareto(table: pd.DataFrame, front: pd.DataFrame, x: str, y: str, *, ax=None,
 
 
 def best_so_far(summary: pd.DataFrame, *, ylabel: str = "best so far", axes=None,
-                title: str | None = None, regret_scale: str = "symlog") -> np.ndarray:
-    """Left: mean best-so-far per sampler with a 10-90 % band over seeds; right: mean regret.
+                title: str | None = None, regret_scale: str = "symlog", center: str = "mean") -> np.ndarray:
+    """Left: ``center`` ("mean" or "median") best-so-far per sampler with a 10-90 % band over seeds; right:
+    the same ``center`` of the regret. Pick the centre the tables beside the figure quote.
 
     ``summary`` is :func:`labhelpers.search.curve_summary` output (index: sampler, trial). ``axes``:
     two Axes (left, right), or None for a new figure. Returns the two Axes.
     """
+    one_of("center", center, ("mean", "median"))
     created = axes is None
     axes = np.ravel(_new_axes(axes, (12, 4), 1, 2))
     left, right = axes
     for i, (sampler, group) in enumerate(summary.groupby(level="sampler", sort=False)):
         trials = group.index.get_level_values("trial")
-        left.plot(trials, group["best_mean"], color=f"C{i}", label=sampler)
+        left.plot(trials, group[f"best_{center}"], color=f"C{i}", label=sampler)
         left.fill_between(trials, group["best_p10"], group["best_p90"], color=f"C{i}", alpha=0.2)
-        right.plot(trials, group["regret_mean"], color=f"C{i}", label=sampler)
+        right.plot(trials, group[f"regret_{center}"], color=f"C{i}", label=sampler)
     _axes(left, xlabel="trial", ylabel=ylabel, title=title, legend=True)
-    _axes(right, xlabel="trial", ylabel="mean regret (optimum - best so far)", legend=True)
+    _axes(right, xlabel="trial", ylabel=f"{center} regret (optimum - best so far)", legend=True)
     right.set_yscale(regret_scale, **({"linthresh": 1e-4} if regret_scale == "symlog" else {}))
     return _finish(axes, created)
 

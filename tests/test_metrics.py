@@ -201,3 +201,26 @@ def test_self_checks_pass_the_library_and_catch_wrong_answers(capsys):
         checks.check_flops(lambda n, m: n * m)
     with pytest.raises(AssertionError, match="dense_bops"):
         checks.check_bops(lambda n, m, ba, bw: n * m * ba * bw)
+
+
+def test_binomial_interval_is_wilsons():
+    # Worked by hand (Wilson, z = 1.959964): 13/20 -> centre 0.6258, half-width 0.1930.
+    assert metrics.binomial_interval(13, 20) == pytest.approx((0.43285, 0.81881), abs=1e-5)
+    assert metrics.binomial_interval(20, 20) == pytest.approx((0.83887, 1.0), abs=1e-5)
+    low, high = metrics.binomial_interval(0, 20)
+    assert low == pytest.approx(0.0, abs=1e-12) and 0.16 < high < 0.17
+    wide, narrow = metrics.binomial_interval(5, 10, 0.99), metrics.binomial_interval(5, 10, 0.9)
+    assert wide[0] < narrow[0] < 0.5 < narrow[1] < wide[1]
+    with pytest.raises(ValueError, match="k=21, n=20"):
+        metrics.binomial_interval(21, 20)
+
+
+def test_mcnemar_is_the_exact_binomial_tail_of_the_discordant_rows():
+    a = [True, True, True, False, False, True]
+    b = [False, False, False, False, True, True]   # 3 rows only A got right, 1 only B, 2 concordant
+    assert metrics.mcnemar(a, b) == {"a_only": 3, "b_only": 1, "p_value": 2 * (1 + 4) / 16}
+    assert metrics.mcnemar(a, a) == {"a_only": 0, "b_only": 0, "p_value": 1.0}
+    many = metrics.mcnemar([True] * 30 + [False] * 70, [False] * 30 + [True] * 70)
+    assert many["p_value"] == pytest.approx(7.85013964559367e-05, rel=1e-9)   # scipy.stats.binomtest(30, 100)
+    with pytest.raises(ValueError, match="same rows"):
+        metrics.mcnemar([True], [True, False])

@@ -9,6 +9,7 @@ A search needs three things, each independent of the others:
 
 :func:`run` ties them together in an Optuna study. Space kinds live in one explicit map
 (:data:`KINDS`: ``quantize`` and Lab 4's ``architecture``); :func:`register_kind` adds another, explicitly.
+Search strategies (Optuna samplers) live in :data:`SAMPLERS` likewise; :func:`register_sampler` adds one.
 
 Inside, imports flow one way::
 
@@ -44,7 +45,7 @@ TOML format (MASE style; see configs/*.toml)::
     bias = [[8, 4]]                          # a single choice is a fixed value, not a search parameter
 
     [search.strategy.setup]
-    sampler = "brute-force"                  # brute-force | grid | random | tpe | nsga2
+    sampler = "brute-force"                  # brute-force | grid | random | tpe | nsga2 | a registered name
     n_trials = 16                            # default: the size of the space
     seed = 0
     sum_scaled_metrics = false               # true: one objective, sum of +-scale * metric, maximised
@@ -78,7 +79,7 @@ from .liveness import CONTEXT_ATTR, ERROR_ATTR, HEARTBEAT_ATTR, METRICS_ATTR, WO
 from .objective import DIRECTIONS, Objective, objective_from_toml
 from .quantize_kind import quantize_space
 from .runner import DEFAULT_RUN_ROOT, run, run_config
-from .samplers import EXHAUSTIVE, SAMPLERS, make_sampler, sampler_seed
+from .samplers import EXHAUSTIVE, SAMPLERS, make_sampler, register_sampler, sampler_seed
 from .space import Space, check_keys
 from .storage import check_shared, get_storage, resolve_spec
 from .study import SearchResult, metrics_of, open_study, results, study_context, trials_table
@@ -91,7 +92,7 @@ __all__ = [
     "Status", "TooManyFailures", "WORKER_ATTR", "architecture_space", "budget", "check_keys", "check_shared", "config_context",
     "coverage", "curve_summary", "default_study_name", "efficiency", "exhaustive", "fail_dead_trials",
     "get_kind", "get_storage", "hidden_space", "launch", "load_config", "make_sampler", "metrics_of",
-    "objective_from_toml", "open_study", "parse_config", "quantize_space", "register_kind", "replay",
+    "objective_from_toml", "open_study", "parse_config", "quantize_space", "register_kind", "register_sampler", "replay",
     "resolve_spec", "results", "run", "run_config", "sampler_seed", "score", "status", "study_context",
     "trials_table",
 ]

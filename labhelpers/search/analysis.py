@@ -82,8 +82,8 @@ def score(table: pd.DataFrame, objective: Objective) -> pd.Series:
 
 
 def curve_summary(curves: pd.DataFrame, optimum: float) -> pd.DataFrame:
-    """Per sampler and trial: mean, 10th and 90th percentile of best-so-far, and mean regret."""
+    """Per sampler and trial: mean, median, 10th and 90th percentile of best-so-far; mean and median regret."""
     g = curves.assign(regret=optimum - curves["best"]).groupby(["sampler", "trial"], sort=False)
-    return pd.DataFrame({"best_mean": g["best"].mean(), "best_p10": g["best"].quantile(0.1),
+    return pd.DataFrame({"best_mean": g["best"].mean(), "best_median": g["best"].median(), "best_p10": g["best"].quantile(0.1),
                          "best_p90": g["best"].quantile(0.9), "regret_mean": g["regret"].mean(),
                          "regret_median": g["regret"].median()})

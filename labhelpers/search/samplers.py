@@ -48,14 +48,38 @@ class SpaceGrid(optuna.samplers.GridSampler):
         return list(every - visited - running or every - visited)
 
 
-SAMPLERS: dict[str, Callable[[Space, int], optuna.samplers.BaseSampler]] = {
+SamplerFactory = Callable[[Space, int], optuna.samplers.BaseSampler]
+
+# The search strategies, in one explicit map: name -> factory(space, seed). register_sampler adds one.
+SAMPLERS: dict[str, SamplerFactory] = {
     "brute-force": lambda space, seed: SpaceBruteForce(space.choices, seed=seed),
     "grid": lambda space, seed: SpaceGrid(space, seed=seed),
     "random": lambda space, seed: optuna.samplers.RandomSampler(seed=seed),
     "tpe": lambda space, seed: optuna.samplers.TPESampler(seed=seed),
     "nsga2": lambda space, seed: optuna.samplers.NSGAIISampler(seed=seed),
 }
-EXHAUSTIVE = ("brute-force", "grid")  # samplers that stop once every point was visited
+EXHAUSTIVE = {"brute-force", "grid"}  # samplers that stop once every point was visited
+BUILT_IN = frozenset(SAMPLERS)
+
+
+def register_sampler(name: str, factory: SamplerFactory, *, exhaustive: bool = False) -> SamplerFactory:
+    """Make ``sampler = name`` a search strategy of :func:`labhelpers.search.run`, the TOML configs and the CLI.
+
+    ``factory(space, seed)`` returns a fresh Optuna sampler (any ``optuna.samplers.BaseSampler``).
+    ``exhaustive=True`` says the strategy visits each point once: the run's budget is then capped at the
+    space's size and trials whose evaluation failed are re-queued, as for ``brute-force``. Registering a
+    name again replaces it (re-running a notebook cell); the built-in names cannot be replaced. From the
+    CLI, ``--import MODULE`` imports a module that calls this function.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"sampler name {name!r} must be a non-empty string")
+    if name in BUILT_IN:
+        raise ValueError(f"sampler {name!r} is built in; register yours under another name, e.g. 'my-{name}'")
+    if not callable(factory):
+        raise ValueError(f"sampler {name!r}: factory must be callable as factory(space, seed), got {factory!r}")
+    SAMPLERS[name] = factory
+    (EXHAUSTIVE.add if exhaustive else EXHAUSTIVE.discard)(name)
+    return factory
 
 
 def check_sampler(name: str, where: str = "") -> str:
@@ -66,7 +90,7 @@ def check_sampler(name: str, where: str = "") -> str:
 
 
 def make_sampler(name: str, space: Space, seed: int) -> optuna.samplers.BaseSampler:
-    """A seeded Optuna sampler by name: brute-force, grid, random, tpe or nsga2."""
+    """A seeded Optuna sampler by name: brute-force, grid, random, tpe, nsga2 or a registered one."""
     check_sampler(name)
     validate.non_negative_int("seed", seed)
     return SAMPLERS[name](space, seed)

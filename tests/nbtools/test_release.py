@@ -116,18 +116,34 @@ def test_release_blanks_answer_cells_and_keeps_questions(reference):
     assert cells.is_solution(answer) and not cells.is_solution(question) and cells.is_locked(question)
 
 
-def test_lab4_release_blanks_every_answer_and_stubs_every_solution():
-    """The committed Lab 4: no reference answer or solution in the student notebook, and pasting the
-    solutions back gives the instructor's code cells (whose stored outputs show the self-checks passing)."""
-    original = cells.read(cells.lab_path("lab4"))
-    student = release.student_notebook(original, "lab4")
+def assert_released(lab: str, min_answers: int, min_stubs: int) -> str:
+    """The committed ``lab``: no reference answer or solution in the student notebook, and pasting the
+    solutions back gives the instructor's code cells. Returns the student notebook's text."""
+    original = cells.read(cells.lab_path(lab))
+    student = release.student_notebook(original, lab)
     answers = [i for i, c in enumerate(original.cells) if cells.is_answer(c)]
-    assert len(answers) >= 8 and all(original.cells[i - 1].metadata["nbgrader"]["locked"] for i in answers)
+    assert len(answers) >= min_answers and all(original.cells[i - 1].metadata["nbgrader"]["locked"] for i in answers)
     assert all(student.cells[i].source == release.ANSWER_STUB for i in answers)
     text = "\n".join(c.source for c in student.cells)
     assert not any(original.cells[i].source[len(cells.ANSWER):][:60] in text for i in answers)
-    assert release.solution_count(student) == 0 and text.count(release.STUB) == release.solution_count(original) >= 6
+    assert release.solution_count(student) == 0 and text.count(release.STUB) == release.solution_count(original) >= min_stubs
     restored = paste_solutions(student, original)
     unmarked = [[line for line in c.source.splitlines() if line.strip() not in (release.BEGIN, release.END)]
                 for c in original.cells if c.cell_type == "code"]
     assert [c.source.splitlines() for c in restored.cells if c.cell_type == "code"] == unmarked
+    return text
+
+
+def test_lab4_release_blanks_every_answer_and_stubs_every_solution():
+    """The committed Lab 4: no reference answer or solution in the student notebook, and pasting the
+    solutions back gives the instructor's code cells (whose stored outputs show the self-checks passing)."""
+    assert_released("lab4", min_answers=8, min_stubs=6)
+
+
+def test_lab3_release_blanks_every_answer_and_stubs_every_solution():
+    """The committed Lab 3, as Lab 4: answers blanked, the student's quantizer, cost functions, scoring loop
+    and brute-force strategy stubbed, and pasting the solutions back gives the instructor's code cells."""
+    text = assert_released("lab3", min_answers=8, min_stubs=7)
+    assert "**Conclusion" not in text and "McNemar p = 0.000389" not in text
+    for built in ("def my_score", "class MyBruteForce", "def my_dense_bops", 'register_sampler("my-brute-force"'):
+        assert built in text

@@ -96,3 +96,111 @@ def test_quantize_space_searches_rounding_and_overflow_modes():
     section["seed"]["linear"]["config"]["overflow"] = "clip"
     with pytest.raises(ValueError, match="overflow='clip' is not allowed: use one of 'saturate', 'wrap'"):
         search.quantize_space(section)
+
+
+def test_register_sampler_adds_a_strategy_to_run_and_configs():
+    space = search.Space({"x": [1, 2, 3]}, to_config=lambda p: p)
+    made = []
+
+    def factory(space_, seed):
+        made.append(seed)
+        return optuna.samplers.BruteForceSampler(seed=seed)
+
+    assert search.register_sampler("toy-exhaustive", factory, exhaustive=True) is factory
+    try:
+        result = search.run(space, lambda c: {"value": float(c["x"])}, search.Objective({"value": ("maximize", 1.0)}),
+                            sampler="toy-exhaustive", n_trials=50, seed=3, storage="memory", progress=False)
+        assert made == [3] and len(result.table) == 3   # exhaustive: the budget is capped at the space's size
+        assert result.study.user_attrs[search.CONTEXT_ATTR]["sampler"] == "toy-exhaustive"
+        cfg = search.parse_config({"model": {"name": "jsc-tiny"}, "search": {"search_space": _quantize_section(),
+                                              "strategy": {"setup": {"sampler": "toy-exhaustive"},
+                                                           "metrics": {"accuracy": {"direction": "maximize"}}}}})
+        assert cfg.sampler == "toy-exhaustive"
+    finally:
+        search.SAMPLERS.pop("toy-exhaustive")
+        search.EXHAUSTIVE.discard("toy-exhaustive")
+    with pytest.raises(ValueError, match="sampler='toy-exhaustive' is unknown"):
+        search.make_sampler("toy-exhaustive", space, 0)
+    with pytest.raises(ValueError, match="'brute-force' is built in; register yours under another name"):
+        search.register_sampler("brute-force", factory)
+    with pytest.raises(ValueError, match="factory must be callable"):
+        search.register_sampler("toy", None)
+
+
+def test_brute_force_self_check_names_repeats_misses_and_an_unseeded_order(capsys):
+    from labhelpers import checks
+
+    space = search.Space({"a": [1, 2], "b": ["x", "y", "z"]}, to_config=lambda p: p)
+
+    class FirstPoint(optuna.samplers.BaseSampler):   # a wrong strategy: trial k gets point k // 2
+        def __init__(self, space_, seed):
+            self.points = [space_.encode(p) for p in space_.grid()]
+
+        def infer_relative_search_space(self, study, trial):
+            return {}
+
+        def sample_relative(self, study, trial, search_space):
+            return {}
+
+        def sample_independent(self, study, trial, name, distribution):
+            return self.points[trial.number // 2][name]
+
+    try:
+        search.register_sampler("toy-wrong", FirstPoint)
+        with pytest.raises(AssertionError, match="without exhaustive=True"):
+            checks.check_brute_force("toy-wrong", space)
+        search.register_sampler("toy-wrong", FirstPoint, exhaustive=True)
+        with pytest.raises(AssertionError, match=r"seed 0: 6 trials visited 3 distinct points of 6; repeated \[\{'a': 1"):
+            checks.check_brute_force("toy-wrong", space)
+        search.register_sampler("toy-wrong", lambda s, seed: optuna.samplers.BruteForceSampler(seed=0), exhaustive=True)
+        with pytest.raises(AssertionError, match="visit the points in the same order: shuffle them with the seed"):
+            checks.check_brute_force("toy-wrong", space)
+        search.register_sampler("toy-wrong", lambda s, seed: optuna.samplers.BruteForceSampler(seed=seed), exhaustive=True)
+        checks.check_brute_force("toy-wrong", space)
+        assert "brute-force strategy check passed" in capsys.readouterr().out
+    finally:
+        search.SAMPLERS.pop("toy-wrong")
+        search.EXHAUSTIVE.discard("toy-wrong")
+    with pytest.raises(AssertionError, match="no search strategy is registered as 'toy-wrong'"):
+        checks.check_brute_force("toy-wrong", space)
+
+
+def test_score_self_check_names_the_wrong_metric_and_carried_state():
+    from labhelpers import checks
+
+    def evaluate(config):
+        return {"accuracy": 0.5 + config["w"] / 100, "bops": 10.0 * config["w"]}
+
+    checks.check_score(evaluate, evaluate, [{"w": 8}, {"w": 4}])
+    with pytest.raises(AssertionError, match="call 1: bops = 81.0, metrics.evaluator gives 80.0: your BOPs function"):
+        checks.check_score(lambda c: {**evaluate(c), "bops": 10.0 * c["w"] + 1}, evaluate, [{"w": 8}])
+    with pytest.raises(AssertionError, match=r"score returned \['accuracy'\] but not \['bops'\]"):
+        checks.check_score(lambda c: {"accuracy": evaluate(c)["accuracy"]}, evaluate, [{"w": 8}])
+    first = []
+
+    def sticky(config):   # keeps the first config's result, like a loop that quantizes the last trial's graph
+        first.append(config)
+        return evaluate(first[0])
+
+    with pytest.raises(AssertionError, match="call 2: accuracy = 0.58, metrics.evaluator gives 0.54: score the quantized"):
+        checks.check_score(sticky, evaluate, [{"w": 8}, {"w": 4}])
+    with pytest.raises(AssertionError, match="changed the pass_args"):
+        checks.check_score(lambda c: evaluate(c) | {"x": c.setdefault("x", 1)}, evaluate, [{"w": 8}])
+
+
+def test_best_so_far_plots_the_statistic_the_tables_quote():
+    import matplotlib
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from labhelpers import plots
+
+    curves = pd.DataFrame({"sampler": ["s"] * 6, "seed": [0, 0, 1, 1, 2, 2], "trial": [1, 2] * 3,
+                           "best": [1.0, 2.0, 1.0, 2.0, 4.0, 4.0]})
+    summary = search.curve_summary(curves, 4.0)
+    assert summary["best_median"].tolist() == [1.0, 2.0] and summary["best_mean"].tolist() == [2.0, 8 / 3]
+    left, right = plots.best_so_far(summary, center="median")
+    assert left.lines[0].get_ydata().tolist() == [1.0, 2.0] and right.lines[0].get_ydata().tolist() == [3.0, 2.0]
+    assert right.get_ylabel().startswith("median regret")
+    with pytest.raises(ValueError, match="center"):
+        plots.best_so_far(summary, center="mode")
