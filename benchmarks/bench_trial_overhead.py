@@ -9,7 +9,8 @@ In one run, medians over ``--repeats``, for ``configs/jsc_three_linear_mixed_pre
    --sampler random --n-trials N`` runs, without the process start-up) on the default storage, a journal
    file in a fresh run folder; its time includes the one-off set-up (loading data and checkpoint, tracing);
 4. the same study with that set-up done once beforehand (``search.run`` with the kind's evaluator and the
-   arguments ``run_config`` passes): the per-trial cost a long search converges to.
+   arguments ``run_config`` passes): the per-trial cost a long search converges to;
+5. that study on Optuna's in-memory storage (``--storage memory``): what the journal file costs.
 
 Prints milliseconds per trial and the ratios to the bare evaluation.
 
@@ -60,7 +61,8 @@ def main(argv=None) -> int:
     configs = _points(cfg.space, args.n_trials, seed=0)
     evaluate(configs[0])  # warm-up (allocations, lazy imports)
 
-    times = {"bare evaluation": [], "quantize pass alone": [], "CLI path (run_config)": [], "study per trial": []}
+    times = {"bare evaluation": [], "quantize pass alone": [], "CLI path (run_config)": [], "study per trial": [],
+             "study, memory storage": []}
     for repeat in range(args.repeats):
         times["bare evaluation"].append(_per_call_ms(evaluate, configs))
         times["quantize pass alone"].append(_per_call_ms(lambda c: quantize_transform_pass(float_graph, c), configs))
@@ -78,12 +80,17 @@ def main(argv=None) -> int:
             seconds = time.perf_counter() - start
         assert len(result.table) == args.n_trials, len(result.table)
         times["study per trial"].append(1000 * seconds / args.n_trials)
+        start = time.perf_counter()
+        result = search.run(cfg.space, evaluate, cfg.objective, sampler=cfg.sampler, n_trials=args.n_trials,
+                            seed=repeat, study_name=search.default_study_name(cfg), storage="memory",
+                            context=search.config_context(cfg, evaluate), progress=False)
+        times["study, memory storage"].append(1000 * (time.perf_counter() - start) / args.n_trials)
 
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(f"{CONFIG.name}: {args.n_trials} random trials, median of {args.repeats} repeats (ms per trial)")
     for name, value in medians.items():
         print(f"  {name:24s} {value:7.2f}")
-    for name in ("CLI path (run_config)", "study per trial"):
+    for name in ("CLI path (run_config)", "study per trial", "study, memory storage"):
         print(f"  ratio {name} / bare evaluation: {medians[name] / medians['bare evaluation']:.2f} (goal <= 1.5)")
     return 0
 
