@@ -43,13 +43,6 @@ def non_negative_int(name: str, value, example: str = "0") -> int:
     return int(value)
 
 
-def int_in(name: str, value, low: int, high: int, where: str = "") -> int:
-    """``value`` if it is an int in ``low..high``; else ValueError naming the range."""
-    if not (is_int(value) and low <= value <= high):
-        raise ValueError(f"{where}{name}={value!r} must be an integer from {low} to {high}")
-    return int(value)
-
-
 def boolean(name: str, value) -> bool:
     """``value`` if it is a bool (``true``/``false`` in TOML); else ValueError."""
     if not isinstance(value, bool):
