@@ -22,8 +22,11 @@ from .sandbox import sandbox
 
 MAX_OUTPUT_BYTES = 20_000_000      # a re-run whose cells print more than this in all is stopped
 
+# A fresh copy of labhelpers/checks.py, named inside the package so that its relative imports (the checks
+# compare a student's pass or strategy with labhelpers' own) resolve to labhelpers' modules.
 _FRESH_CHECKS = """import importlib.util as _grader_util
-_grader_spec = _grader_util.spec_from_file_location("labhelpers_checks_for_grading", {path!r})
+import labhelpers as _grader_package
+_grader_spec = _grader_util.spec_from_file_location("labhelpers.checks_for_grading", {path!r})
 checks = _grader_util.module_from_spec(_grader_spec)
 _grader_spec.loader.exec_module(checks)
 """

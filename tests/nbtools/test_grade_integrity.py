@@ -290,3 +290,19 @@ def test_json_report_on_stdout_is_only_json(train_reference, train_faithful, tmp
                            str(train_reference), "--json", "--no-progress"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["passed"] is True
+
+
+def test_fresh_checks_resolve_their_relative_imports():
+    """The grader's fresh copy of labhelpers/checks.py runs checks that import labhelpers' own modules
+    (``from . import search``): they must fail with the check's message, not with an ImportError."""
+    code = reproduce._FRESH_CHECKS.format(path=str(cells.PACKAGE_DIR / "checks.py")) + (
+        "from labhelpers import search\n"
+        "space = search.Space({'a': [1, 2]}, to_config=lambda p: p)\n"
+        "try:\n"
+        "    checks.check_brute_force('not-registered', space)\n"
+        "except AssertionError as err:\n"
+        "    print('check said:', err)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(labhelpers.__file__).parent.parent)})
+    assert out.returncode == 0, out.stderr
+    assert "check said: no search strategy is registered as 'not-registered'" in out.stdout
