@@ -120,7 +120,7 @@ def check_brute_force(name: str, space, seeds=(0, 1)) -> None:
                                      f"search.register_sampler({name!r}, MyBruteForce, exhaustive=True)")
     assert name in search.EXHAUSTIVE, (f"{name!r} is registered without exhaustive=True, so a run's budget is not "
                                        f"capped at the {space.size} points of the space")
-    every = {tuple(sorted(space.encode(p).items())) for p in space.grid()}
+    every = {tuple(sorted(space.to_optuna(p).items())) for p in space.grid()}
     orders = []
     for seed in seeds:
         with quiet_optuna():

@@ -14,11 +14,11 @@ from .space import Space
 
 
 def budget(space: Space, sampler: str, n_trials: int | None) -> tuple[int, list[dict] | None]:
-    """``(budget in COMPLETE trials, points)``; ``points`` (encoded params) is the whole grid when an
+    """``(budget in COMPLETE trials, points)``; ``points`` (Optuna codes) is the whole grid when an
     exhaustive sampler covers the space, else None."""
     n = validate.positive_int("n_trials", space.size if n_trials is None else n_trials)
     if sampler in EXHAUSTIVE and n >= space.size:
-        return space.size, [space.encode(p) for p in space.grid()]
+        return space.size, [space.to_optuna(p) for p in space.grid()]
     return n, None
 
 
@@ -35,13 +35,13 @@ def by_point(study: optuna.Study) -> dict[tuple, list[optuna.trial.FrozenTrial]]
 
 
 def coverage(study: optuna.Study, space: Space) -> pd.DataFrame:
-    """One row per point of ``space`` (encoded params): its trials by state (``skipped``: PRUNED by
+    """One row per point of ``space`` (its labels): its trials by state (``skipped``: PRUNED by
     ``claim``, nothing evaluated), ``evaluations`` (COMPLETE + FAIL) and ``duplicates`` (evaluations - 1)."""
     trials = by_point(study)
     rows = []
-    for point in map(space.encode, space.grid()):
-        states = [t.state for t in trials.get(point_key(point), [])]
-        rows.append({**point, "trials": len(states), "complete": states.count(TrialState.COMPLETE),
+    for point in space.grid():
+        states = [t.state for t in trials.get(point_key(space.to_optuna(point)), [])]
+        rows.append({**space.encode(point), "trials": len(states), "complete": states.count(TrialState.COMPLETE),
                      "failed": states.count(TrialState.FAIL), "skipped": states.count(TrialState.PRUNED),
                      "running": states.count(TrialState.RUNNING), "waiting": states.count(TrialState.WAITING)})
     table = pd.DataFrame(rows)

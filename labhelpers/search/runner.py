@@ -58,7 +58,7 @@ def run(space: Space, evaluate: Callable[[Any], dict], objective: Objective, *, 
         if requeue_failed:
             prepare(study, points)
         _optimize(study, space, evaluate, objective, total, points, progress, max_failures)
-    return results(study, objective, run_dir if write and storage != "memory" else None)
+    return results(study, space, objective, run_dir if write and storage != "memory" else None)
 
 
 def _optimize(study, space, evaluate, objective, total, points, progress, max_failures) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ def study_context(space: Space, objective: Objective, sampler: str, context: dic
     base = {"sampler": sampler,
             "objective": {"metrics": {k: [d, float(sc)] for k, (d, sc) in objective.metrics.items()},
                           "sum_scaled": bool(objective.sum_scaled)},
-            "space": {k: [str(encode(c)) for c in v] for k, v in space.choices.items()}}
+            "space": {k: [str(encode(c)) for c in v] for k, v in space.choices.items()},
+            "ordinal": space.ordinal_names}
     return json.loads(json.dumps({**base, **space.fixed, **(context or {})}, sort_keys=True, default=str))
 
 
@@ -119,29 +121,41 @@ class SearchResult:
     run_dir: Path | None
 
 
-def results(study: optuna.Study, objective: Objective, run_dir: str | Path | None = None) -> SearchResult:
+def results(study: optuna.Study, space: Space, objective: Objective, run_dir: str | Path | None = None) -> SearchResult:
     """The study's trials table and best trial(s); written to ``run_dir`` (trials.csv/json, best.json) if given."""
     trials = study.get_trials(deepcopy=False)
     # best first: other workers may add trials meanwhile, and every best trial is then in the table
     best_numbers = [t.number for t in study.best_trials] if any(t.state in COMPLETE for t in trials) else []
-    table = trials_table(study, objective)
+    table = trials_table(study, space, objective)
     best = table.loc[best_numbers] if len(table) else table
     if run_dir is not None:
         _write(Path(run_dir), table, best)
     return SearchResult(study, table, best, Path(run_dir) if run_dir is not None else None)
 
 
-def trials_table(study: optuna.Study, objective: Objective) -> pd.DataFrame:
-    """One row per completed trial: parameters, every recorded metric, and ``score`` for a scaled sum."""
+def trials_table(study: optuna.Study, space: Space, objective: Objective) -> pd.DataFrame:
+    """One row per completed trial: parameters (as labels), every recorded metric, and ``score`` for a scaled sum."""
     rows = []
     for t in study.get_trials(deepcopy=False, states=COMPLETE):
         score = {"score": t.values[0]} if objective.sum_scaled else {}
-        rows.append({"trial": t.number, **t.params, **metrics_of(t), **score})
+        rows.append({"trial": t.number, **space.encode(space.from_optuna(t.params)), **metrics_of(t), **score})
     return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()
 
 
 def _write(run_dir: Path, table: pd.DataFrame, best: pd.DataFrame) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(run_dir / "trials.csv")
-    table.reset_index().to_json(run_dir / "trials.json", orient="records", indent=1)
-    best.reset_index().to_json(run_dir / "best.json", orient="records", indent=1)
+    (run_dir / "trials.json").write_text(_json_records(table))
+    (run_dir / "best.json").write_text(_json_records(best))
+
+
+def _json_records(frame: pd.DataFrame) -> str:
+    """Rows as JSON with every float exact (``repr``; pandas' ``to_json`` keeps 10 digits, so a best trial read
+    back from best.json could compare below its own row in trials.csv); NaN becomes null."""
+    rows = frame.reset_index().to_dict("records") if len(frame) else []
+    plain = [{k: None if isinstance(v, float) and math.isnan(v) else _plain(v) for k, v in row.items()} for row in rows]
+    return json.dumps(plain, indent=1) + "\n"
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") and callable(value.item) else value

@@ -86,7 +86,7 @@ def launch(cfg: SearchConfig, worker_argv: list[str], *, workers: int, storage, 
                 if proc.poll() is None:
                     proc.terminate()
             codes = {k: proc.wait() for k, proc in procs.items()}
-        result = results(study, cfg.objective, run_dir)
+        result = results(study, cfg.space, cfg.objective, run_dir)
     return Launch(result, codes)
 
 

@@ -35,14 +35,14 @@ class SlowSampling(search.Space):
     sampling_flag: str | None = None
 
     def suggest(self, trial):
-        names = list(self.codes)
-        first = {names[0]: self.codes[names[0]][trial.suggest_categorical(names[0], list(self.codes[names[0]]))]}
+        names = list(self.choices)
+        first = {names[0]: self.suggest_param(trial, names[0])}
         partial = not set(names[1:]) <= set(trial.params)  # a re-queued trial holds all its parameters already
         flag = Path(f"{self.sampling_flag}.{os.getpid()}") if self.sampling_flag and partial else None
         if flag is not None:
             flag.write_text(str(os.getpid()))
         time.sleep(self.sample_sleep_s)
-        rest = {n: self.codes[n][trial.suggest_categorical(n, list(self.codes[n]))] for n in names[1:]}
+        rest = {n: self.suggest_param(trial, n) for n in names[1:]}
         if flag is not None:
             flag.unlink()
         return {**first, **rest}

@@ -102,7 +102,7 @@ def test_multi_objective_search_reports_a_pareto_front(setup, tmp_path, capsys):
                                    'accuracy = {direction = "maximize"}\nbops = {direction = "minimize"}'))
     assert _search(config, tmp_path / "runs", "--n-trials", "4") == 0
     trials = pd.read_csv(tmp_path / "runs" / "pareto-nsga2-seed0" / "trials.csv", index_col="trial")
-    best = pd.read_json(tmp_path / "runs" / "pareto-nsga2-seed0" / "best.json")
+    best = pd.read_json(tmp_path / "runs" / "pareto-nsga2-seed0" / "best.json", precise_float=True)  # exact floats
     assert len(trials) == 4 and len(best) >= 1
     for _, row in best.iterrows():  # no trial dominates a reported best one
         assert not ((trials.accuracy >= row.accuracy) & (trials.bops <= row.bops)

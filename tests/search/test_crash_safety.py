@@ -29,7 +29,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import IntDistribution
 from optuna.storages.journal import JournalStorage
 from optuna.trial import TrialState
 
@@ -39,7 +39,8 @@ from labhelpers.search import liveness, storage as storages, trials as loop
 from pg_server import postgres_url  # noqa: F401  (the session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-DIST = {"a": CategoricalDistribution([0, 1, 2, 3]), "b": CategoricalDistribution([0, 1, 2, 3])}
+# the toy space's parameters are ordinal (numbers): Space samples them as suggest_int over their ranks 0..3
+DIST = {"a": IntDistribution(0, 3), "b": IntDistribution(0, 3)}
 
 
 @pytest.fixture()
@@ -111,8 +112,7 @@ def test_samplers_ignore_a_trial_killed_while_sampling(tmp_path, sampler):
         with pytest.raises(ValueError, match="param_name mismatch"):
             for _ in range(12):
                 trial = plain.ask()
-                plain.tell(trial, float(trial.suggest_categorical("a", [0, 1, 2, 3])
-                                        + trial.suggest_categorical("b", [0, 1, 2, 3])))
+                plain.tell(trial, float(trial.suggest_int("a", 0, 3) + trial.suggest_int("b", 0, 3)))
 
     storage = _journal(tmp_path / "j.log")
     seed_trials(optuna.create_study(storage=storage, study_name="poisoned", direction="maximize"))
@@ -135,7 +135,7 @@ def test_a_partial_trial_is_never_requeued(tmp_path):
     for params in ({"a": 1}, {"a": 3, "b": 3}):  # killed inside sampling; killed while evaluating
         trial = study.ask()
         for name in params:
-            trial.suggest_categorical(name, [0, 1, 2, 3])
+            trial.suggest_int(name, 0, 3)
         storage.set_trial_param(trial._trial_id, "a", float(params["a"]), DIST["a"])  # pin the drawn values
         if "b" in params:
             storage.set_trial_param(trial._trial_id, "b", float(params["b"]), DIST["b"])

@@ -83,7 +83,8 @@ def test_three_workers_brute_force_a_quantization_grid_on_postgres(env, postgres
     reference = alone.set_index(names)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     for t in complete:  # every evaluation, duplicates included, equals the single-process run's
-        expected = reference.loc[tuple(t.params[n] for n in names)]
+        labels = cfg.space.encode(cfg.space.from_optuna(t.params))  # trials store ranks of ordinal choices
+        expected = reference.loc[tuple(labels[n] for n in names)]
         assert search.metrics_of(t) == pytest.approx({k: expected[k] for k in search.metrics_of(t)}, rel=1e-6)
     best = json.loads((env / "runs" / "search" / "quant3" / "best.json").read_text())
     assert best[0]["accuracy"] == pytest.approx(alone["accuracy"].max(), rel=1e-6)

@@ -86,8 +86,9 @@ def test_a_failed_synthesis_or_a_mismatched_rtl_is_a_failed_trial_and_the_others
             return {**_stub_figures(pass_args), "rtl_matches": False, "mismatched_rows": 7}
         return _stub_figures(pass_args)
     monkeypatch.setattr(hardware, "measure", measure)
-    result = search.run_config(search.parse_config(_raw()), storage="memory", progress=False)
-    failed = {t.params["linear/weight"]: t.user_attrs[search.ERROR_ATTR]
+    cfg = search.parse_config(_raw())
+    result = search.run_config(cfg, storage="memory", progress=False)
+    failed = {cfg.space.encode(cfg.space.from_optuna(t.params))["linear/weight"]: t.user_attrs[search.ERROR_ATTR]
               for t in result.study.trials if t.state == TrialState.FAIL}
     assert set(failed) == {"(4, 2)", "(16, 8)"}
     assert "timed out" in failed["(4, 2)"] and "differs from the integer reference on 7 of 100 rows" in failed["(16, 8)"]
