@@ -86,13 +86,25 @@ def metrics_by_config(table: pd.DataFrame, columns: list[str], labels: list[str]
 
 
 def pareto(table: pd.DataFrame, front: pd.DataFrame, x: str, y: str, *, ax=None,
-           xscale: str | None = "log", title: str | None = None):
-    """Every configuration as a dot, the Pareto front as a step line through its points. Returns the Axes."""
+           xscale: str | None = "log", title: str | None = None, yerr: str | None = None):
+    """Every configuration as a dot, the Pareto front as a step line through its points. Returns the Axes.
+
+    ``yerr``: a column of ``table`` and ``front`` (e.g. the standard error of a mean over seeds), drawn as
+    error bars, so that a front of means shows how far each point could move.
+    """
     created = ax is None
     ax = _new_axes(ax, (6, 4))
     ax.scatter(table[x], table[y], s=12, alpha=0.4, label="configurations")
+    if yerr is not None:
+        for frame in (table, front):
+            if yerr not in frame.columns:
+                raise ValueError(f"yerr={yerr!r} is not a column of the table and the front; add it or pass None")
+        ax.errorbar(table[x], table[y], yerr=table[yerr], fmt="none", ecolor="C0", alpha=0.4, capsize=2)
     ordered = front.sort_values(x)
-    ax.step(ordered[x], ordered[y], where="post", color="C3", marker="o", label="Pareto front")
+    ax.step(ordered[x], ordered[y], where="post", color="C3", marker="o",
+            label="Pareto front" + (f" (bars: ±1 {yerr})" if yerr else ""))
+    if yerr is not None:
+        ax.errorbar(ordered[x], ordered[y], yerr=ordered[yerr], fmt="none", ecolor="C3", capsize=3)
     if xscale:
         ax.set_xscale(xscale)
     _axes(ax, xlabel=x, ylabel=y, title=title, legend=True)
@@ -179,14 +191,29 @@ def accuracy_vs(summaries: dict[str, pd.DataFrame], *, y: str = "val_accuracy", 
 
 
 def heatmap(pivot: pd.DataFrame, *, ax=None, title: str | None = None,
-            fmt: str | None = "{:.3f}", label: str = "val_accuracy"):
+            fmt: str | None = "{:.3f}", label: str = "val_accuracy", se: pd.DataFrame | None = None):
     """A pivot table (rows x columns) as a colour map, e.g. accuracy over (h1, h2); ``fmt=None``: no numbers.
 
+    ``se``: the standard errors of the cells (same shape), when they are means over seeds. Then the colour
+    scale spans at least 10 mean standard errors, so that a gap within the noise is never a large step of
+    colour, and the cells within 2 standard errors of the best (of their gap to it) are outlined.
     Returns the Axes (its colour bar belongs to the same figure).
     """
     created = ax is None
     ax = _new_axes(ax, (6, 5))
-    image = ax.imshow(pivot.to_numpy(float), origin="lower", cmap="viridis", aspect="auto")
+    values = pivot.to_numpy(float)
+    low, high = np.nanmin(values), np.nanmax(values)
+    if se is not None:
+        errors = _same_shape(se, pivot)
+        span = max(high - low, 10 * float(np.nanmean(errors)))
+        low, high = (low + high - span) / 2, (low + high + span) / 2
+    image = ax.imshow(values, origin="lower", cmap="viridis", aspect="auto", vmin=low, vmax=high)
+    if se is not None:
+        best = np.unravel_index(np.nanargmax(values), values.shape)
+        tied = values[best] - values <= 2 * np.sqrt(errors ** 2 + errors[best] ** 2)
+        for i, j in zip(*np.nonzero(tied)):
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2))
+        title = f"{title or ''}{chr(10) if title else ''}outlined: within 2 standard errors of the best"
     ax.set_xticks(range(pivot.shape[1]), pivot.columns.tolist())
     ax.set_yticks(range(pivot.shape[0]), pivot.index.tolist())
     for i in range(pivot.shape[0] if fmt else 0):
@@ -198,3 +225,11 @@ def heatmap(pivot: pd.DataFrame, *, ax=None, title: str | None = None,
     if title:
         ax.set_title(title)
     return _finish(ax, created)
+
+
+def _same_shape(se: pd.DataFrame, pivot: pd.DataFrame) -> np.ndarray:
+    if not isinstance(se, pd.DataFrame) or se.shape != pivot.shape or list(se.index) != list(pivot.index) \
+            or list(se.columns) != list(pivot.columns):
+        raise ValueError(f"se must be a table with the rows and columns of the heat map ({pivot.shape[0]} x "
+                         f"{pivot.shape[1]}), e.g. the same pivot of the standard errors")
+    return se.to_numpy(float)
