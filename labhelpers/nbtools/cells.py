@@ -83,6 +83,27 @@ def is_solution(cell) -> bool:
     return nbgrader.get("solution") is True or (cell.cell_type == "code" and BEGIN in cell.source)
 
 
+def solution_blocks(source: str) -> list[tuple[int, int]]:
+    """``(begin, end)`` line numbers (from 1) of each ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block."""
+    blocks, start = [], None
+    for number, line in enumerate(source.splitlines(), 1):
+        start = number if line.strip() == BEGIN else start
+        if line.strip() == END:
+            blocks.append((start, number))
+    return blocks
+
+
+def statements_outside_solutions(source: str) -> list[tuple[int, int]] | None:
+    """``(first, last)`` line numbers of the top-level statements that overlap no solution block; None if not Python."""
+    blocks = solution_blocks(source)
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    return [(node.lineno, node.end_lineno) for node in body
+            if not any(node.lineno <= end and begin <= node.end_lineno for begin, end in blocks)]
+
+
 def is_answer(cell) -> bool:
     """A written answer: a markdown solution cell (its reference text is replaced on release)."""
     return cell.cell_type == "markdown" and is_solution(cell)
