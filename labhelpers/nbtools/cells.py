@@ -5,7 +5,8 @@ Conventions the lab notebooks follow (and :mod:`labhelpers.nbtools` relies on):
 - the first code cell is tagged ``parameters`` (``seed``, ``fast``, ``progress``, ``out_dir`` ...);
 - notebooks run with cwd = ``notebooks/`` in a fresh kernel of *this* interpreter;
 - cells whose source starts with ``# NBVAL_IGNORE_OUTPUT`` (timings) are not compared;
-- self-check cells print a line ending in ``passed`` (:func:`passed_lines`);
+- self-check cells print a line ending in ``passed`` (:func:`passed_lines`); each follows the solution cell
+  it checks (nbgrader test cells, :mod:`labhelpers.nbtools.nbgrader_meta`);
 - solution code sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` lines
   (:mod:`labhelpers.nbtools.release`);
 - a written answer is a markdown cell starting with ``**Answer.**`` whose metadata is nbgrader's

@@ -199,16 +199,17 @@ def course_source(course, labs=None, parameters=None, force=False) -> list[Path]
     value) override any parameter. Existing source notebooks are replaced only with ``force``.
     """
     course = validate.output_dir("--course", course)
-    written = []
-    for lab in labs or LABS:
+    ready = {}
+    for lab in labs or LABS:   # every notebook is made before any is written
         path = lab_path(lab)
         nb = with_metadata(read(path), path.name)
         values = {**project_inputs(nb, repo_dir(), path.name), **(parameters or {})}
-        target = course / "source" / lab / path.name
-        validate.refuse_overwrite("--course", [target], force)
+        ready[course / "source" / lab / path.name] = clear_outputs(set_parameters(nb, values, path.name))
+    validate.refuse_overwrite("--course", list(ready), force)
+    for target, nb in ready.items():
         target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(clear_outputs(set_parameters(nb, values, path.name)), target)
-        written.append(target)
+        nbformat.write(nb, target)
+    written = list(ready)
     config = course / "nbgrader_config.py"
     if not config.exists():
         config.write_text(nbgrader_config())

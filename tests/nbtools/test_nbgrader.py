@@ -107,6 +107,8 @@ def test_course_source_points_the_inputs_into_the_project(tmp_path, capsys):
     assert "c.ClearSolutions.text_stub = '**Answer.** YOUR ANSWER HERE'" in (tmp_path / "nbgrader_config.py").read_text()
     assert cli.main(["nbgrader-course", "--course", str(tmp_path), "--only", "lab3"]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
+    assert cli.main(["nbgrader-course", "--course", str(tmp_path / "other"), "-p", "sed", "1"]) == 2
+    assert "parameter 'sed' is not assigned" in capsys.readouterr().err and not (tmp_path / "other").exists()
 
 
 # ---------------------------------------------------------------- a course, run by nbgrader itself
