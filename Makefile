@@ -12,7 +12,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[sim]'
+	$(PY) -m pip install --quiet -e '.[sim,test]'
 	$(PY) -m ipykernel install --user --name labhelpers --display-name "Python (labhelpers)" >/dev/null
 	touch $(STAMP)
 

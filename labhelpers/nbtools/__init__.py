@@ -10,6 +10,8 @@ The modules, each importing only those above it:
 - :mod:`~labhelpers.nbtools.execute`: run a notebook in a fresh kernel of this interpreter (nbclient),
   with an output cap, timeouts and dead kernels reported per cell;
 - :mod:`~labhelpers.nbtools.release`: the student version (solution blocks stubbed, outputs cleared);
+- :mod:`~labhelpers.nbtools.nbgrader_meta`: every cell's nbgrader metadata (solution, test, answer, read-only)
+  from the predicates release and grade use, and an nbgrader course's ``source/`` folder;
 - :mod:`~labhelpers.nbtools.runlabs`: ``run-labs`` with papermill, and ``--in-place`` refreshes;
 - :mod:`~labhelpers.nbtools.reproduce`: the grader's jailed re-run with the reference's self-checks put back;
 - :mod:`~labhelpers.nbtools.grade`: the five checks and the report;

@@ -5,7 +5,8 @@ Conventions the lab notebooks follow (and :mod:`labhelpers.nbtools` relies on):
 - the first code cell is tagged ``parameters`` (``seed``, ``fast``, ``progress``, ``out_dir`` ...);
 - notebooks run with cwd = ``notebooks/`` in a fresh kernel of *this* interpreter;
 - cells whose source starts with ``# NBVAL_IGNORE_OUTPUT`` (timings) are not compared;
-- self-check cells print a line ending in ``passed`` (:func:`passed_lines`);
+- self-check cells print a line ending in ``passed`` (:func:`passed_lines`); each follows the solution cell
+  it checks (nbgrader test cells, :mod:`labhelpers.nbtools.nbgrader_meta`);
 - solution code sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` lines
   (:mod:`labhelpers.nbtools.release`);
 - a written answer is a markdown cell starting with ``**Answer.**`` whose metadata is nbgrader's
@@ -81,6 +82,27 @@ def is_solution(cell) -> bool:
     """
     nbgrader = cell.get("metadata", {}).get("nbgrader", {})
     return nbgrader.get("solution") is True or (cell.cell_type == "code" and BEGIN in cell.source)
+
+
+def solution_blocks(source: str) -> list[tuple[int, int]]:
+    """``(begin, end)`` line numbers (from 1) of each ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block."""
+    blocks, start = [], None
+    for number, line in enumerate(source.splitlines(), 1):
+        start = number if line.strip() == BEGIN else start
+        if line.strip() == END:
+            blocks.append((start, number))
+    return blocks
+
+
+def statements_outside_solutions(source: str) -> list[tuple[int, int]] | None:
+    """``(first, last)`` line numbers of the top-level statements that overlap no solution block; None if not Python."""
+    blocks = solution_blocks(source)
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    return [(node.lineno, node.end_lineno) for node in body
+            if not any(node.lineno <= end and begin <= node.end_lineno for begin, end in blocks)]
 
 
 def is_answer(cell) -> bool:

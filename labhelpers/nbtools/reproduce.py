@@ -9,15 +9,14 @@ findings into the report.
 """
 from __future__ import annotations
 
-import ast
 import copy
 
 import nbformat
 
-from .cells import PACKAGE_DIR, cell_label, code_indices, output_checked, pair_cells, passed_lines, problem
+from .cells import (PACKAGE_DIR, cell_label, code_indices, output_checked, pair_cells, passed_lines, problem,
+                    statements_outside_solutions)
 from .compare import EXACT, comparable, declared, first_difference, sanitize_patterns, shorten
 from .execute import execute
-from .release import BEGIN, END
 from .sandbox import sandbox
 
 MAX_OUTPUT_BYTES = 20_000_000      # a re-run whose cells print more than this in all is stopped
@@ -34,17 +33,10 @@ _grader_spec.loader.exec_module(checks)
 
 def _check_statements(source: str) -> str:
     """The top-level statements of a reference cell that hold no solution block: its self-check lines."""
-    lines, blocks, start = source.splitlines(), [], None
-    for number, line in enumerate(lines, 1):
-        start = number if line.strip() == BEGIN else start
-        if line.strip() == END:
-            blocks.append((start, number))
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
+    spans, lines = statements_outside_solutions(source), source.splitlines()
+    if spans is None:
         return source
-    kept = [node for node in body if not any(node.lineno <= end and begin <= node.end_lineno for begin, end in blocks)]
-    return "\n".join("\n".join(lines[node.lineno - 1:node.end_lineno]) for node in kept)
+    return "\n".join("\n".join(lines[first - 1:last]) for first, last in spans)
 
 
 def graded_notebook(nb, reference, pairs: dict[int, int]):
