@@ -15,9 +15,10 @@ the file. Here, with the file still the only source of truth:
   (:meth:`~HeartbeatJournalStorage.params_in_one_write`), and its user attributes together with its final
   state (:meth:`~HeartbeatJournalStorage.attrs_with_state`).
 
-Every record is written and flushed under Optuna's file lock before the call that wrote it returns.
+Every record is written and flushed under the writers' lock (an ``flock`` on the file, see
+:meth:`LazySyncFileBackend._locked`) before the call that wrote it returns.
 
-Optuna internals used (Optuna 5.0): the lock ``journal._file.get_lock_file`` and the record kinds
+Optuna internals used (Optuna 5.0): its lock ``journal._file.get_lock_file`` (without ``fcntl``), the record kinds
 ``journal._storage.JournalOperation``; ``JournalFileBackend._log_number_offset`` (byte offset of each
 record); ``JournalStorage._write_log``, ``_sync_with_backend``, ``_backend``, ``_thread_lock`` and
 ``_replay_result`` (its ``worker_id``, ``apply_logs``, ``get_trial``).
@@ -29,6 +30,11 @@ import contextlib
 import json
 import os
 import time
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 import optuna
 from optuna.distributions import distribution_to_json
@@ -48,14 +54,15 @@ class LazySyncFileBackend(JournalFileBackend):
     seconds and at exit, instead of after every record (on this machine an fsync costs milliseconds, and a
     trial writes several records).
 
-    Every record is still written and flushed to the file under Optuna's file lock before the call returns,
+    Every record is still written and flushed to the file under the writers' lock (:meth:`_locked`) before
+    the call returns,
     so other processes see it at once and a killed process (kill -9, a crash, an interrupt) loses nothing.
     Only a crash of the machine itself (power loss, kernel panic) can lose the records of the last
     ``fsync_s`` seconds: those trials are run again by the next run, as any trial that did not complete.
 
     Reading: when the file ends where this backend last read or wrote, there is nothing to read (one
     ``stat``). When an append starts where this backend's known records end (no other process wrote in
-    between: checked under the lock), the appended lines are kept, and the next read from there parses
+    between: checked under the lock, and where the write landed), the appended lines are kept, and the next read from there parses
     them instead of reading them back from the file; anything after them is read from the file.
     """
 
@@ -70,20 +77,38 @@ class LazySyncFileBackend(JournalFileBackend):
 
     def append_logs(self, logs: list[dict]) -> None:
         lines = [(json.dumps(log, separators=(",", ":")) + "\n").encode("utf-8") for log in logs]
-        with get_lock_file(self._lock):
-            with open(self._file_path, "ab") as f:
-                start = f.tell()  # the end of the file: nobody else appends while we hold the lock
-                f.write(b"".join(lines))
-                f.flush()
-                if time.monotonic() - self._synced >= self.fsync_s:
-                    os.fsync(f.fileno())
-                    self._synced = time.monotonic()
+        data = b"".join(lines)
+        with open(self._file_path, "ab") as f, self._locked(f):
+            start = f.seek(0, os.SEEK_END)
+            f.write(data)  # one write() of the whole batch, in append mode
+            f.flush()
+            end = f.tell()
+            if time.monotonic() - self._synced >= self.fsync_s:
+                os.fsync(f.fileno())
+                self._synced = time.monotonic()
         offsets = self._log_number_offset
         known = len(offsets) - 1  # records 0..known-1 have offsets (Optuna adds them in order)
-        if offsets.get(known) == start:  # our lines follow the records we know: remember them
+        if end - len(data) == start and offsets.get(known) == start:  # our lines follow the records we know
             for number, line in enumerate(lines, start=known):
                 offsets[number + 1] = offsets[number] + len(line)
             self._written = (known, lines)
+
+    @contextlib.contextmanager
+    def _locked(self, f):
+        """The writers' lock: an exclusive ``flock`` on the journal file itself, which the kernel releases
+        when the file is closed or the process dies (Optuna's default lock, a symlink made and removed per
+        append, costs two or three file-system metadata operations, milliseconds when the disk is busy, and
+        a worker killed while holding it blocks every other writer for its 30 s grace period). Every
+        labhelpers process writes a journal through this backend. A writer that takes only Optuna's lock
+        (plain Optuna on the same file) is not excluded by it; on a local file system each append is one
+        ``write()`` in append mode, which the kernel does not interleave with another. Without ``fcntl``
+        (Windows): Optuna's lock."""
+        if fcntl is None:
+            with get_lock_file(self._lock):
+                yield
+            return
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        yield
 
     def read_logs(self, log_number_from: int):
         written, self._written = self._written, None
