@@ -21,12 +21,13 @@ Every record is written and flushed under the writers' lock (an ``flock`` on the
 Optuna internals used (Optuna 5.0): its lock ``journal._file.get_lock_file`` (without ``fcntl``), the record kinds
 ``journal._storage.JournalOperation``; ``JournalFileBackend._log_number_offset`` (byte offset of each
 record); ``JournalStorage._write_log``, ``_sync_with_backend``, ``_backend``, ``_thread_lock`` and
-``_replay_result`` (its ``worker_id``, ``apply_logs``, ``get_trial``).
+``_replay_result`` (its ``worker_id``, ``apply_logs``, ``get_trial``, ``get_study``, ``_study_id_to_trial_ids``).
 """
 from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import json
 import os
 import time
@@ -46,6 +47,7 @@ from optuna.trial import TrialState
 
 from .liveness import HEARTBEAT_ATTR, HEARTBEAT_S, WORKER_ATTR, RetryLost, is_lost
 
+_UNFINISHED = frozenset({TrialState.RUNNING, TrialState.WAITING})
 FSYNC_S = 0.5             # a journal file is forced to disk at least this often (see LazySyncFileBackend)
 
 
@@ -142,6 +144,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         self._worker: str | None = None               # new trials are created stamped with it (stamping)
         self._held: dict[int, list[dict]] = {}         # trial id -> user attr records kept by attrs_with_state
         self._first_beat_skipped: int | None = None   # the trial whose stamp carried its first heartbeat
+        self._indices: dict[int, list] = {}            # study id -> its _index
 
     def _beat(self) -> list:
         return [time.time(), self.heartbeat_s]
@@ -256,6 +259,40 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             pass
         except Exception:  # a storage hiccup: the next beat tries again (a thread must not die of it)
             pass
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True, states=None) -> list:
+        """Optuna's. The RUNNING or WAITING trials, which every trial asks for (Optuna's stale-trial check and
+        its queue), come from :meth:`_index` instead of a scan of every trial of the study."""
+        if states is None or not set(states) <= _UNFINISHED:
+            return super().get_all_trials(study_id, deepcopy, states)
+        with self._thread_lock:
+            self._sync_with_backend()
+            trials = [t for t in map(self._replay_result.get_trial, self._index(study_id)[1]) if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
+
+    def get_n_trials(self, study_id: int, state=None) -> int:
+        """Optuna's; the number of COMPLETE trials (the budget, checked after every trial) from :meth:`_index`."""
+        if state not in (TrialState.COMPLETE, (TrialState.COMPLETE,)):
+            return super().get_n_trials(study_id, state)
+        with self._thread_lock:
+            self._sync_with_backend()
+            return self._index(study_id)[2]
+
+    def _index(self, study_id: int) -> list:
+        """``[trials seen, ids of the unfinished ones (in order), number of COMPLETE ones]`` of the study, brought
+        up to date from the trials added since and the unfinished ones (a finished trial never changes)."""
+        self._replay_result.get_study(study_id)  # KeyError for a study that does not (or no longer) exist
+        ids = self._replay_result._study_id_to_trial_ids[study_id]
+        seen, unfinished, complete = self._indices.get(study_id, (0, [], 0))
+        still = []
+        for trial_id in unfinished + ids[seen:]:
+            state = self._replay_result.get_trial(trial_id).state
+            if not state.is_finished():
+                still.append(trial_id)
+            elif state == TrialState.COMPLETE:
+                complete += 1
+        self._indices[study_id] = index = [len(ids), still, complete]
+        return index
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         now = time.time()
