@@ -1,8 +1,13 @@
 """Running trials in one process, crash-safe: budgets in COMPLETE trials, failures recorded, lost points retried.
 
 * each trial is written to the storage when it finishes, so a killed worker loses only its running trial;
-* that trial is failed and its point re-queued once by Optuna's ``fail_stale_trials``, which Optuna runs
-  before every trial of any worker (see :mod:`.storage` for how a journal file answers it);
+* that trial is failed and its point re-queued once by Optuna's ``fail_stale_trials``, which every worker
+  runs before each trial (see :mod:`.storage` for how a journal file answers it);
+* the loop is Optuna's ``study.optimize`` (fail stale trials, ask, evaluate, tell) written out
+  (:func:`_run_trial`), so that one heartbeat thread serves all trials of a run
+  (:class:`labhelpers.search.liveness.Heartbeats`) and a journal file gets a trial in three appends
+  (:mod:`.journal`); Optuna's thread per trial and its deep copies of every finished trial cost more
+  than the bookkeeping itself;
 * a trial whose evaluation raises is recorded FAIL with ``user_attrs["error"]``, and the run goes on,
   unless ``max_failures`` trials of one worker in a row did not complete (:class:`TooManyFailures`);
 * exhaustive samplers on several workers: a worker evaluates a point only if it still has no COMPLETE
