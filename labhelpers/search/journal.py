@@ -57,15 +57,16 @@ class LazySyncFileBackend(JournalFileBackend):
     trial writes several records).
 
     Every record is still written and flushed to the file under the writers' lock (:meth:`_locked`) before
-    the call returns,
-    so other processes see it at once and a killed process (kill -9, a crash, an interrupt) loses nothing.
+    the call returns, so other processes see it at once and a killed process (kill -9, a crash, an
+    interrupt) loses nothing.
     Only a crash of the machine itself (power loss, kernel panic) can lose the records of the last
     ``fsync_s`` seconds: those trials are run again by the next run, as any trial that did not complete.
 
     Reading: when the file ends where this backend last read or wrote, there is nothing to read (one
     ``stat``). When an append starts where this backend's known records end (no other process wrote in
-    between: checked under the lock, and where the write landed), the appended lines are kept, and the next read from there parses
-    them instead of reading them back from the file; anything after them is read from the file.
+    between: checked under the lock, and where the write landed), the appended lines are kept, and the
+    next read from there parses them instead of reading them back from the file; anything after them is
+    read from the file.
     """
 
     def __init__(self, file_path: str, fsync_s: float = FSYNC_S):
@@ -196,9 +197,9 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         """Inside, the trial's user attributes (its metrics, its error) are kept and written in the same
         append as its final state (Optuna's ``tell``): the trial is never reported finished without them,
         and a worker killed before that append leaves a RUNNING trial, failed and re-run like any lost
-        one. Until then, this process does not see them on the trial either. Attributes still kept on
-        exit (no final state was written) are written then, unless the trial has finished meanwhile
-        (failed as lost by another worker: it takes no update)."""
+        one. Until then the ``Trial`` object shows them (Optuna caches what it set), the storage does not.
+        Attributes still kept on exit (no final state was written) are written then, unless the trial has
+        finished meanwhile (failed as lost by another worker: it takes no update)."""
         self._held[trial_id] = []
         try:
             yield
