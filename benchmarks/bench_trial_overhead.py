@@ -14,6 +14,12 @@ In one run, medians over ``--repeats``, for ``configs/jsc_three_linear_mixed_pre
 
 Prints milliseconds per trial and the ratios to the bare evaluation.
 
+Measured on the shared 2-core machine (``--n-trials 300 --repeats 5``, one run): bare evaluation 3.91 ms,
+CLI path 6.02 ms (1.54x, of which a one-off set-up of about 0.1-0.3 s), study per trial 5.63 ms (1.44x),
+memory storage 4.43 ms (1.13x); six runs in a row gave 1.32-1.56x for the study on the journal. Before the
+journal was written in three appends per trial with one heartbeat thread per run: 2.74 ms, 7.04 ms (2.57x),
+6.32 ms (2.30x), 3.51 ms (1.28x).
+
     python benchmarks/bench_trial_overhead.py [--n-trials 200] [--repeats 3]
 """
 from __future__ import annotations

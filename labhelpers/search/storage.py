@@ -11,35 +11,27 @@
 * an Optuna storage object: itself.
 
 Both kinds of shared storage answer Optuna's heartbeat questions (``BaseHeartbeat``): a running trial
-records a heartbeat every ``heartbeat_s`` seconds (Optuna's own heartbeat thread), and Optuna's
-``fail_stale_trials`` (run before every trial) fails the trials that lost their worker and re-queues their
+records a heartbeat every ``heartbeat_s`` seconds (:class:`labhelpers.search.liveness.Heartbeats`, one
+thread per run of the crash-safe loop), and Optuna's ``fail_stale_trials`` (run before every trial) fails the trials that lost their worker and re-queues their
 points (:class:`labhelpers.search.liveness.RetryLost`). On an RDB the answers are Optuna's; on a journal file
-(which has no heartbeat of Optuna's in 5.0) they are :func:`labhelpers.search.liveness.is_lost`.
+(which has no heartbeat of Optuna's in 5.0) they are :func:`labhelpers.search.liveness.is_lost`, and the
+file is written by :mod:`.journal` (crash-safe, about three appends per trial).
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
-import json
-import os
 import re
-import time
 from pathlib import Path
 
 import optuna
-from optuna.storages._heartbeat import BaseHeartbeat  # Optuna 5 exports it only from here
-from optuna.storages.journal import JournalFileBackend, JournalStorage
-from optuna.distributions import distribution_to_json
-from optuna.storages.journal._file import get_lock_file  # the lock Optuna's own append_logs takes
-from optuna.storages.journal._storage import JournalOperation  # the journal's record kinds (not exported)
-from optuna.trial import TrialState
+from optuna.storages.journal import JournalStorage
 
 from .. import validate
-from .liveness import GRACE_HEARTBEATS, HEARTBEAT_ATTR, HEARTBEAT_S, WORKER_ATTR, RetryLost, is_lost, quiet_optuna
+from .journal import HeartbeatJournalStorage, LazySyncFileBackend
+from .liveness import GRACE_HEARTBEATS, HEARTBEAT_S, WORKER_ATTR, RetryLost, quiet_optuna
 
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
 JOURNAL_NAME = "journal.log"
-FSYNC_S = 0.5             # a journal file is forced to disk at least this often (see LazySyncFileBackend)
 
 
 def resolve_spec(spec, run_dir: str | Path | None = None):
@@ -71,116 +63,6 @@ def journal_storage(path: str | Path, heartbeat_s: float = HEARTBEAT_S) -> "Hear
     return HeartbeatJournalStorage(LazySyncFileBackend(str(path)), heartbeat_s)
 
 
-class LazySyncFileBackend(JournalFileBackend):
-    """Optuna's JournalFileBackend, which forces its writes to disk (``fsync``) at most every ``fsync_s``
-    seconds and at exit, instead of after every record (on this machine an fsync costs milliseconds, and a
-    trial writes about ten records).
-
-    Every record is still written and flushed to the file under Optuna's file lock before the call returns,
-    so other processes see it at once and a killed process (kill -9, a crash, an interrupt) loses nothing.
-    Only a crash of the machine itself (power loss, kernel panic) can lose the records of the last
-    ``fsync_s`` seconds: those trials are run again by the next run, as any trial that did not complete.
-    """
-
-    def __init__(self, file_path: str, fsync_s: float = FSYNC_S):
-        super().__init__(file_path)
-        self.fsync_s = fsync_s
-        self._synced = time.monotonic()
-        if file_path not in _AT_EXIT:
-            _AT_EXIT.add(file_path)
-            atexit.register(_fsync, file_path)
-
-    def append_logs(self, logs: list[dict]) -> None:
-        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
-        with get_lock_file(self._lock):
-            with open(self._file_path, "ab") as f:
-                f.write(text)
-                f.flush()
-                if time.monotonic() - self._synced >= self.fsync_s:
-                    os.fsync(f.fileno())
-                    self._synced = time.monotonic()
-
-
-_AT_EXIT: set[str] = set()  # journal files to fsync when the process exits
-
-
-def _fsync(path: str) -> None:
-    with contextlib.suppress(OSError), open(path, "ab") as f:
-        os.fsync(f.fileno())
-
-
-class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
-    """Optuna's JournalStorage answering Optuna's heartbeat questions: a beat is the trial's system attr
-    HEARTBEAT_ATTR ``[unix time, seconds between beats]``; stale trials are those :func:`is_lost` finds."""
-
-    def __init__(self, backend, heartbeat_s: float = HEARTBEAT_S):
-        super().__init__(backend)
-        self.heartbeat_s = heartbeat_s
-        self.on_stale = RetryLost()
-        self._pending: list[dict] | None = None
-        self._first_beat_skipped: int | None = None   # the trial whose stamp carried its first heartbeat
-
-    def stamp(self, trial_id: int, worker: str) -> None:
-        """Record the process evaluating the trial and its first heartbeat, in one write (the first thing a
-        trial does). Optuna's heartbeat thread, started just before, skips its immediate first beat (a
-        second write racing the trial's own writes from another thread) and beats every ``heartbeat_s``
-        seconds from there. A trial killed before its stamp has neither: ``is_lost``'s orphan rule."""
-        logs = [{"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "worker_id": self._replay_result.worker_id,
-                 "trial_id": trial_id, "system_attr": {key: value}}
-                for key, value in ((WORKER_ATTR, worker), (HEARTBEAT_ATTR, [time.time(), self.heartbeat_s]))]
-        with self._thread_lock:
-            self._backend.append_logs(logs)
-            self._sync_with_backend()
-
-    @contextlib.contextmanager
-    def params_in_one_write(self):
-        """Inside, the parameters a trial suggests are kept and written together on exit: one locked append
-        instead of one per parameter (a 6-parameter space wrote 6 records per trial). Optuna's ``Trial``
-        keeps what it suggested in its own cache, so nothing inside reads them back. If the block raises,
-        none is written: the trial holds no parameter, which the samplers and the retry of lost trials
-        already treat as a trial killed while sampling."""
-        self._pending = []
-        try:
-            yield
-            pending, self._pending = self._pending, None
-            if pending:
-                with self._thread_lock:
-                    self._backend.append_logs(pending)
-                    self._sync_with_backend()
-        finally:
-            self._pending = None
-
-    def set_trial_param(self, trial_id, param_name, param_value_internal, distribution) -> None:
-        if self._pending is None:
-            return super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
-        self._pending.append({"op_code": JournalOperation.SET_TRIAL_PARAM, "worker_id": self._replay_result.worker_id,
-                              "trial_id": trial_id, "param_name": param_name,
-                              "param_value_internal": param_value_internal,
-                              "distribution": distribution_to_json(distribution)})
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        if trial_id != self._first_beat_skipped:  # a new trial: its stamp (see stamp) is its first beat
-            self._first_beat_skipped = trial_id
-            return
-        try:
-            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, [time.time(), self.heartbeat_s])
-        except optuna.exceptions.UpdateFinishedTrialError:  # failed meanwhile as lost by another worker
-            pass
-        except Exception:  # a storage hiccup: the next beat tries again (a thread must not die of it)
-            pass
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        now = time.time()
-        return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-                if is_lost(t, now)]
-
-    def get_heartbeat_interval(self) -> int | None:
-        return self.heartbeat_s
-
-    def get_heartbeat_stale_trial_callback(self):
-        return self.on_stale
-
-
 def stamp(storage, trial_id: int, worker: str) -> None:
     """Mark a journal trial with the process evaluating it (:func:`labhelpers.search.liveness.is_lost` reads
     it); RDB storages know their trials' liveness themselves."""
@@ -195,6 +77,21 @@ def params_in_one_write(storage):
     transaction per parameter is the database's business)."""
     if isinstance(storage, HeartbeatJournalStorage):
         return storage.params_in_one_write()
+    return contextlib.nullcontext()
+
+
+def stamping(storage, worker: str):
+    """``storage.stamping(worker)`` on a journal file storage (new trials created with their stamp)."""
+    if isinstance(storage, HeartbeatJournalStorage):
+        return storage.stamping(worker)
+    return contextlib.nullcontext()
+
+
+def attrs_with_state(storage, trial_id: int):
+    """``storage.attrs_with_state(trial_id)`` on a journal file storage (a trial's user attributes written
+    with its final state)."""
+    if isinstance(storage, HeartbeatJournalStorage):
+        return storage.attrs_with_state(trial_id)
     return contextlib.nullcontext()
 
 

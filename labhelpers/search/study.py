@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 
@@ -123,14 +124,32 @@ class SearchResult:
 
 def results(study: optuna.Study, space: Space, objective: Objective, run_dir: str | Path | None = None) -> SearchResult:
     """The study's trials table and best trial(s); written to ``run_dir`` (trials.csv/json, best.json) if given."""
-    trials = study.get_trials(deepcopy=False)
     # best first: other workers may add trials meanwhile, and every best trial is then in the table
-    best_numbers = [t.number for t in study.best_trials] if any(t.state in COMPLETE for t in trials) else []
+    best_numbers = best_trial_numbers(study.get_trials(deepcopy=False, states=COMPLETE), study.directions)
     table = trials_table(study, space, objective)
     best = table.loc[best_numbers] if len(table) else table
     if run_dir is not None:
         _write(Path(run_dir), table, best)
     return SearchResult(study, table, best, Path(run_dir) if run_dir is not None else None)
+
+
+def best_trial_numbers(trials: list[optuna.trial.FrozenTrial], directions) -> list[int]:
+    """The numbers of the COMPLETE trials that no other dominates (no worse in every value, better in one):
+    ``study.best_trials`` (ties all kept; one objective: every trial with the best value), without its deep
+    copy of every trial of the study."""
+    trials = [t for t in trials if t.state in COMPLETE]
+    if not trials:
+        return []
+    signs = np.array([-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0 for d in directions])
+    loss = np.array([t.values for t in trials], dtype=float) * signs
+    if loss.shape[1] == 1:
+        return [t.number for t, value in zip(trials, loss[:, 0]) if value == loss[:, 0].min()]
+    front: list[int] = []  # in lexicographic order a trial can be dominated only by one before it, on the front
+    for i in np.lexsort(loss.T[::-1]):
+        ahead = loss[front]
+        if not ((ahead <= loss[i]).all(axis=1) & (ahead < loss[i]).any(axis=1)).any():
+            front.append(i)
+    return [trials[i].number for i in sorted(front)]
 
 
 def trials_table(study: optuna.Study, space: Space, objective: Objective) -> pd.DataFrame:
