@@ -174,11 +174,13 @@ def test_nbgrader_course_gives_full_marks_to_the_solutions_and_none_to_the_stubs
     assert any(release.STUB in c.source for c in released.cells)
 
 
-def test_nbgrader_course_runs_lab3_fast(tmp_path):
-    """The real Lab 3 (fast=True) as ``nbgrader-course`` writes it: every self-check test cell full for the
-    reference solutions, zero for the released stubs, every answer cell left to a human."""
+@pytest.mark.parametrize("lab", ["lab3", "lab4"])
+def test_nbgrader_course_runs_each_lab_fast(tmp_path, lab):
+    """The real lab (fast=True) as ``nbgrader-course`` writes it: every self-check test cell full for the
+    reference solutions, zero for the released stubs, every answer cell left to a human. About 70-100 s
+    per lab here (Lab 4's command-line cells included: their config comes from the config_dir parameter)."""
     require_nbgrader()
     course = tmp_path / "course"
-    source, _config = nbgrader_meta.course_source(course, ["lab3"], {"fast": True})
-    scores = autograded_scores(course, "lab3", source)
+    source, _config = nbgrader_meta.course_source(course, [lab], {"fast": True})
+    scores = autograded_scores(course, lab, source)
     assert_full_and_zero_marks(scores, source)
