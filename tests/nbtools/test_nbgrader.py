@@ -184,3 +184,7 @@ def test_nbgrader_course_runs_each_lab_fast(tmp_path, lab):
     source, _config = nbgrader_meta.course_source(course, [lab], {"fast": True})
     scores = autograded_scores(course, lab, source)
     assert_full_and_zero_marks(scores, source)
+    graded = cells.read(course / "autograded" / "ada" / lab / source.name)  # the reference ran cleanly throughout
+    raised = [cells.cell_label(graded, i) for i, c in enumerate(graded.cells) if c.cell_type == "code"
+              and any(o.output_type == "error" for o in c.outputs)]
+    assert raised == []
