@@ -14,9 +14,11 @@ In one run, medians over ``--repeats``, for ``configs/jsc_three_linear_mixed_pre
 
 Prints milliseconds per trial and the ratios to the bare evaluation.
 
-Measured on the shared 2-core machine (``--n-trials 300 --repeats 5``, one run): bare evaluation 3.91 ms,
-CLI path 6.02 ms (1.54x, of which a one-off set-up of about 0.1-0.3 s), study per trial 5.63 ms (1.44x),
-memory storage 4.43 ms (1.13x); six runs in a row gave 1.32-1.56x for the study on the journal. Before the
+Measured on the 2-core machine, otherwise idle (``--n-trials 1000 --repeats 3``, one run): bare evaluation
+2.93 ms, CLI path 4.36 ms (1.49x), study per trial 4.39 ms (1.50x), memory storage 3.58 ms (1.22x); with
+``--n-trials 300 --repeats 5``: 3.03, 5.23 (1.72x: the one-off set-up of about 0.1-0.3 s weighs more over
+fewer trials), 4.53 (1.49x), 3.54 ms (1.17x). While the machine was busy, six runs in a row gave 1.32-1.56x
+for the study on the journal. Before the
 journal was written in three appends per trial with one heartbeat thread per run: 2.74 ms, 7.04 ms (2.57x),
 6.32 ms (2.30x), 3.51 ms (1.28x).
 
