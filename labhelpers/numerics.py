@@ -90,6 +90,23 @@ def platform_info() -> dict[str, str]:
     }
 
 
+PLATFORM_MIME = "application/vnd.labhelpers.platform+json"  # the output show_platform() leaves in a notebook
+
+
+def show_platform() -> None:
+    """Show, in a notebook, where its numbers are being computed (:func:`platform_info` of this kernel).
+
+    The output carries the dict under :data:`PLATFORM_MIME`, which ``labhelpers grade`` reads and quotes as the
+    submission's platform next to its own; a plain-text line shows the same. Put it in an
+    ``NBVAL_IGNORE_OUTPUT`` cell: it differs from machine to machine.
+    """
+    from IPython.display import display
+
+    info = platform_info()
+    text = "computed on: " + ", ".join(f"{k} {v}" for k, v in info.items())
+    display({PLATFORM_MIME: info, "text/plain": text}, raw=True)
+
+
 def fresh_platform_info() -> dict[str, str]:
     """:func:`platform_info` of a fresh interpreter with this environment, as a notebook kernel started now sees it.
 

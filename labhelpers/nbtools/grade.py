@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..numerics import fresh_platform_info
+from ..numerics import PLATFORM_MIME, fresh_platform_info
 from .cells import (BEGIN, LABS, code_indices, is_locked, is_solution, lab_path, pair_cells, passed_lines, problem, read,
                     task_of_cells)
 from .compare import shorten
@@ -157,7 +157,21 @@ def grade(submission, lab=None, reference=None, timeout_per_cell=300, progress=F
     return {"submission": str(submission), "reference": str(ref_path), "passed": all(c["passed"] for c in checks),
             "checks": checks, "tasks": _task_summary(nb, checks),
             "platform": {"re-run": fresh_platform_info(), "isolated": bool(isolate),
-                         "submission": nb.metadata.get("labhelpers", {}).get("platform", "not recorded")}}
+                         "submission": submission_platform(nb)}}
+
+
+def submission_platform(nb) -> str:
+    """Where the submission's outputs were computed, as one line: the notebook's ``labhelpers.platform``
+    metadata, else the last output of :func:`labhelpers.numerics.show_platform`; "not recorded" otherwise.
+    It is the submission's own claim, shown to read a tolerance failure, never used to pass one."""
+    recorded = nb.metadata.get("labhelpers", {}).get("platform")
+    shown = [o["data"][PLATFORM_MIME] for c in nb.cells if c.cell_type == "code"
+             for o in c.get("outputs", []) if PLATFORM_MIME in o.get("data", {})]
+    found = recorded or (shown[-1] if shown else None)
+    if not found:
+        return "not recorded"
+    text = ", ".join(f"{k} {v}" for k, v in found.items()) if isinstance(found, dict) else str(found)
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _guess_lab(path: Path) -> str:
