@@ -103,8 +103,12 @@ def show_platform() -> None:
     from IPython.display import display
 
     info = platform_info()
-    text = "computed on: " + ", ".join(f"{k} {v}" for k, v in info.items())
-    display({PLATFORM_MIME: info, "text/plain": text}, raw=True)
+    display({PLATFORM_MIME: info, "text/plain": f"computed on: {platform_line(info)}"}, raw=True)
+
+
+def platform_line(info: dict) -> str:
+    """A platform dict (:func:`platform_info`) as one line: ``python 3.11.7, torch 2.13.0+cpu, ...``."""
+    return ", ".join(f"{k} {v}" for k, v in info.items())
 
 
 def fresh_platform_info() -> dict[str, str]:

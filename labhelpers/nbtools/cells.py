@@ -94,15 +94,12 @@ def solution_blocks(source: str) -> list[tuple[int, int]]:
     return blocks
 
 
-def statements_outside_solutions(source: str) -> list[tuple[int, int]] | None:
-    """``(first, last)`` line numbers of the top-level statements that overlap no solution block; None if not Python."""
+def statement_spans(source: str) -> list[tuple[int, int, bool]]:
+    """``(first, last, in_solution)`` for each top-level statement: its line numbers (from 1), and whether it
+    overlaps a solution block. SyntaxError if the source is not Python."""
     blocks = solution_blocks(source)
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
-        return None
-    return [(node.lineno, node.end_lineno) for node in body
-            if not any(node.lineno <= end and begin <= node.end_lineno for begin, end in blocks)]
+    return [(node.lineno, node.end_lineno, any(node.lineno <= end and begin <= node.end_lineno for begin, end in blocks))
+            for node in ast.parse(source).body]
 
 
 def is_answer(cell) -> bool:

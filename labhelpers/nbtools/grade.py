@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..numerics import PLATFORM_MIME, fresh_platform_info
+from ..numerics import PLATFORM_MIME, fresh_platform_info, platform_line
 from .cells import (BEGIN, LABS, code_indices, is_locked, is_solution, lab_path, pair_cells, passed_lines, problem, read,
                     task_of_cells)
 from .compare import shorten
@@ -170,7 +170,7 @@ def submission_platform(nb) -> str:
     found = recorded or (shown[-1] if shown else None)
     if not found:
         return "not recorded"
-    text = ", ".join(f"{k} {v}" for k, v in found.items()) if isinstance(found, dict) else str(found)
+    text = platform_line(found) if isinstance(found, dict) else str(found)
     return text if len(text) <= 300 else text[:297] + "..."
 
 
@@ -204,8 +204,7 @@ def format_report(report: dict) -> str:
         lines += [f"         {p}" for p in task["problems"]]
     platform = report.get("platform", {})
     if platform:
-        rerun = ", ".join(f"{k} {v}" for k, v in platform["re-run"].items())
-        lines += ["", f"Re-run on: {rerun}; {'jailed (bubblewrap)' if platform['isolated'] else 'NOT isolated'}",
+        lines += ["", f"Re-run on: {platform_line(platform['re-run'])}; {'jailed (bubblewrap)' if platform['isolated'] else 'NOT isolated'}",
                   f"Submission's platform: {platform['submission']}"]
     lines += ["", f"Verdict: {'PASS' if report['passed'] else 'FAIL'}"]
     return "\n".join(lines)

@@ -33,7 +33,7 @@ import nbformat
 
 from .. import validate
 from .cells import (LABS, cell_label, clear_outputs, is_answer, is_solution, lab_path, parameters_index,
-                    passed_lines, read, repo_dir, solution_blocks)
+                    passed_lines, read, repo_dir, solution_blocks, statement_spans)
 from .release import ANSWER_STUB, STUB
 from .sandbox import PROJECT_FOLDERS
 
@@ -135,14 +135,11 @@ def _split(cell, where):
 
 def _last_solution_line(source: str, where) -> int:
     """Last line of the last top-level statement that overlaps a solution block."""
-    blocks = solution_blocks(source)
     try:
-        body = ast.parse(source).body
+        spans = statement_spans(source)
     except SyntaxError as exc:
         raise ValueError(f"{where}: is not valid Python ({exc.msg}, line {exc.lineno})") from None
-    ends = [node.end_lineno for node in body if any(node.lineno <= end and begin <= node.end_lineno
-                                                      for begin, end in blocks)]
-    return max(ends + [end for _, end in blocks])
+    return max([last for _, last, in_solution in spans if in_solution] + [end for _, end in solution_blocks(source)])
 
 
 def nbgrader_config() -> str:

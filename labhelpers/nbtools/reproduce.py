@@ -14,7 +14,7 @@ import copy
 import nbformat
 
 from .cells import (PACKAGE_DIR, cell_label, code_indices, output_checked, pair_cells, passed_lines, problem,
-                    statements_outside_solutions)
+                    statement_spans)
 from .compare import EXACT, comparable, declared, first_difference, sanitize_patterns, shorten
 from .execute import execute
 from .sandbox import sandbox
@@ -33,10 +33,12 @@ _grader_spec.loader.exec_module(checks)
 
 def _check_statements(source: str) -> str:
     """The top-level statements of a reference cell that hold no solution block: its self-check lines."""
-    spans, lines = statements_outside_solutions(source), source.splitlines()
-    if spans is None:
+    try:
+        spans = statement_spans(source)
+    except SyntaxError:
         return source
-    return "\n".join("\n".join(lines[first - 1:last]) for first, last in spans)
+    lines = source.splitlines()
+    return "\n".join("\n".join(lines[first - 1:last]) for first, last, in_solution in spans if not in_solution)
 
 
 def graded_notebook(nb, reference, pairs: dict[int, int]):

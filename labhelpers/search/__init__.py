@@ -58,8 +58,9 @@ TOML format (MASE style; see configs/*.toml)::
     verify = true
 
 Search parameters are named ``<key>/<field>`` (``linear/data_in``, ``seq_blocks_2/weight``); a
-(width, frac_width) pair travels through Optuna as the string ``"(8, 4)"``. Numeric choices are
-sorted (so ordered samplers see them in order); a repeated choice is an error. Storage defaults to a
+(width, frac_width) pair is labelled ``"(8, 4)"`` in tables. Numeric choices are sorted, and reach Optuna as
+the rank of the choice (``suggest_int``), so TPE and NSGA-II see their order (:mod:`.space`); a repeated
+choice is an error. Storage defaults to a
 journal file in the run folder (``runs/search/<study name>/journal.log``; any Optuna storage URL works:
 :func:`get_storage`); re-running the same study
 name resumes it and only runs the remaining trial budget. A study keeps its context (:func:`study_context`:

@@ -170,11 +170,8 @@ def _write(run_dir: Path, table: pd.DataFrame, best: pd.DataFrame) -> None:
 
 def _json_records(frame: pd.DataFrame) -> str:
     """Rows as JSON with every float exact (``repr``; pandas' ``to_json`` keeps 10 digits, so a best trial read
-    back from best.json could compare below its own row in trials.csv); NaN becomes null."""
+    back from best.json could compare below its own row in trials.csv); NaN becomes null. (``to_dict`` gives
+    Python scalars, numpy ones included.)"""
     rows = frame.reset_index().to_dict("records") if len(frame) else []
-    plain = [{k: None if isinstance(v, float) and math.isnan(v) else _plain(v) for k, v in row.items()} for row in rows]
+    plain = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
     return json.dumps(plain, indent=1) + "\n"
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") and callable(value.item) else value
